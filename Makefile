@@ -1,0 +1,54 @@
+# Two commands for a fresh machine: `make run` and `make test`. See README.md.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+RASA := $(VENV)/bin/rasa
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha1sum | cut -c1-12)
+
+export RASA_TELEMETRY_ENABLED := false
+export TF_CPP_MIN_LOG_LEVEL := 2
+export TOKENIZERS_PARALLELISM := false
+export HF_HUB_DISABLE_TELEMETRY := 1
+
+.PHONY: help setup train run shell triton test bench clean
+
+help:
+	@echo "make run    set up, train if the data changed, start Triton + actions + Rasa, print where to chat"
+	@echo "make test   set up and run the whole test suite"
+	@echo "make bench  fine-tune and compare against Rasa's DIET pipeline on ../shared/datasets"
+	@echo "make shell  chat in the terminal with the bot that 'make run' serves (second shell)"
+	@echo "Environment: VENV=$(VENV) (override with VENV=/path)"
+
+setup: $(STAMP)
+
+# Python 3.10 (Rasa 3.6 needs < 3.11), then the exact versions of requirements.lock; never resolves.
+$(STAMP): requirements.lock pyproject.toml scripts/python310.sh
+	@set -e; python=$$(scripts/python310.sh); \
+	  [ -x $(PY) ] || $$python -m venv $(VENV); \
+	  $(PY) -m pip install --quiet --disable-pip-version-check uv==0.13.9; \
+	  $(VENV)/bin/uv pip sync --quiet --python $(PY) requirements.lock; \
+	  $(VENV)/bin/uv pip install --quiet --python $(PY) --no-deps -e .; \
+	  rm -f $(VENV)/.installed-*; touch $@
+
+train: setup
+	$(RASA) train
+
+run: setup
+	$(PY) -m bot run
+
+shell: setup
+	$(RASA) shell --port 5006 --endpoints endpoints.yml
+
+triton: setup
+	$(PY) -m bot triton
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	$(PY) -m bench $(BENCH_ARGS)
+
+clean:
+	rm -rf models .rasa .run .triton results

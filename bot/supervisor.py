@@ -1,0 +1,101 @@
+"""Start the bot's services as child processes and stop all of them together.
+
+Each child runs in its own process group with its output in a log file, so Ctrl-C reaches
+only us and we stop every group: nothing is left running.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
+
+import httpx
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Service:
+    name: str
+    command: Sequence[str]
+    ready_url: str
+    env: Optional[Dict[str, str]] = None
+    process: Optional[subprocess.Popen] = field(default=None, repr=False)
+    log_path: Optional[Path] = None
+
+
+class ServiceFailed(RuntimeError):
+    """A service exited or never became ready."""
+
+
+class Supervisor:
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.services: List[Service] = []
+
+    def start(self, service: Service, timeout_s: float = 300.0) -> None:
+        """Start a service and wait until its ready URL answers 200."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        service.log_path = self.log_dir / f"{service.name}.log"
+        with open(service.log_path, "ab") as log:
+            service.process = subprocess.Popen(
+                list(service.command), stdout=log, stderr=subprocess.STDOUT, env=service.env, start_new_session=True
+            )
+        self.services.append(service)
+        wait_for(service.ready_url, timeout_s, alive=lambda: service.process.poll() is None, what=service.name)
+
+    def watch(self) -> None:
+        """Block while all services run; raise when one of them exits."""
+        while True:
+            for service in self.services:
+                if service.process.poll() is not None:
+                    raise ServiceFailed(f"{service.name} exited with code {service.process.returncode}")
+            time.sleep(1.0)
+
+    def stop(self, grace_s: float = 15.0) -> None:
+        """SIGTERM every process group (newest first), SIGKILL what outlives the grace period."""
+        for service in reversed(self.services):
+            _signal_group(service.process, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        for service in reversed(self.services):
+            try:
+                service.process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+            _signal_group(service.process, signal.SIGKILL)
+        self.services.clear()
+
+    def tail(self, service_name: str, lines: int = 30) -> str:
+        """The end of a service's log, to show why it failed."""
+        path = self.log_dir / f"{service_name}.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+
+def wait_for(url: str, timeout_s: float, alive: Callable[[], bool] = lambda: True, what: str = "service") -> None:
+    """Poll `url` until it answers 200; raise ServiceFailed if `alive()` turns false or time runs out."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not alive():
+            raise ServiceFailed(f"{what} exited before it was ready at {url}")
+        try:
+            if httpx.get(url, timeout=2.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise ServiceFailed(f"{what} was not ready at {url} within {timeout_s:.0f} s")
+
+
+def _signal_group(process: Optional[subprocess.Popen], sig: int) -> None:
+    if process is None:
+        return
+    try:
+        os.killpg(process.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass

@@ -1,0 +1,77 @@
+"""Start the Triton Inference Server bundled in nvidia-pytriton on our model repository.
+
+The bundled server needs three things pytriton normally arranges: the Python-backend stub
+built for this interpreter's version next to the backend, pytriton's libraries and this
+interpreter's libpython (under pyenv, sysconfig's LIBDIR) on LD_LIBRARY_PATH, and this
+environment's site-packages on PYTHONPATH so that model.py can import torch and transformers.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import site
+import sys
+import sysconfig
+from pathlib import Path
+from typing import List, NoReturn, Optional
+
+import pytriton
+from pytriton.utils.distribution import get_libs_path, get_stub_path
+
+TRITON_DIST = Path(pytriton.__file__).parent / "tritonserver"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def backend_directory(cache: Path) -> Path:
+    """A copy of the bundled backends with the stub for this Python (made once per cache)."""
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    backends = cache / f"backends-py{version}"
+    stub = backends / "python" / "triton_python_backend_stub"
+    if not stub.exists():
+        shutil.rmtree(backends, ignore_errors=True)
+        shutil.copytree(TRITON_DIST / "backends", backends)
+        shutil.copy(get_stub_path(version), stub)
+    return backends
+
+
+def server_command(
+    repository: Path, backends: Path, http_port: int, grpc_port: int, metrics_port: int, log_verbose: int = 0
+) -> List[str]:
+    """tritonserver's command line: explicit model control, every model in the repository loaded."""
+    return [
+        str(TRITON_DIST / "bin" / "tritonserver"),
+        f"--model-repository={repository.resolve()}",
+        f"--backend-directory={backends}",
+        f"--cache-directory={TRITON_DIST / 'caches'}",
+        "--model-control-mode=explicit",
+        "--load-model=*",
+        "--strict-readiness=false",  # ready with no model yet; our models load when Rasa asks
+        f"--http-port={http_port}",
+        f"--grpc-port={grpc_port}",
+        f"--metrics-port={metrics_port}",
+        "--allow-metrics=true",
+        f"--log-verbose={log_verbose}",
+        "--exit-on-error=false",
+    ]
+
+
+def server_environment() -> dict:
+    """Environment in which the bundled server and its Python stub find their libraries."""
+    env = dict(os.environ)
+    libraries = [str(get_libs_path()), sysconfig.get_config_var("LIBDIR")]
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(libraries + [p for p in [env.get("LD_LIBRARY_PATH")] if p])
+    python_path = [str(PROJECT_ROOT), *site.getsitepackages()]
+    env["PYTHONPATH"] = os.pathsep.join(python_path + [p for p in [env.get("PYTHONPATH")] if p])
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    return env
+
+
+def exec_server(
+    repository: Path, http_port: int, grpc_port: int, metrics_port: int, cache: Optional[Path] = None
+) -> NoReturn:
+    """Replace this process with tritonserver, so that signals reach the server itself."""
+    repository.mkdir(parents=True, exist_ok=True)
+    backends = backend_directory(cache or PROJECT_ROOT / ".triton")
+    command = server_command(repository, backends, http_port, grpc_port, metrics_port)
+    os.execve(command[0], command, server_environment())

@@ -1,0 +1,115 @@
+"""BIO tags over word pieces, and the way back from tagged pieces to character spans.
+
+Rasa annotates entities as character spans of the user's text; the tagger sees word pieces.
+Both directions go through the fast tokenizer's offset mapping, so spans survive word pieces,
+punctuation, unicode and repeated spaces exactly (as in Hugging Face's token-classification
+examples, but labelling every piece so that decoding needs no word boundaries).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+OUTSIDE = "O"
+IGNORED = -100  # label of special and padding pieces: torch's cross-entropy skips it
+_SEP = "|"
+
+Offsets = Sequence[Tuple[int, int]]
+
+
+@dataclass(frozen=True)
+class EntityLabel:
+    """What a span is: an entity type with Rasa's optional role and group."""
+
+    entity: str
+    role: Optional[str] = None
+    group: Optional[str] = None
+
+    @classmethod
+    def of(cls, annotation: Dict[str, Any]) -> "EntityLabel":
+        return cls(annotation["entity"], annotation.get("role"), annotation.get("group"))
+
+    @classmethod
+    def parse(cls, key: str) -> "EntityLabel":
+        entity, role, group = key.split(_SEP)
+        return cls(entity, role or None, group or None)
+
+    @property
+    def key(self) -> str:
+        return _SEP.join([self.entity, self.role or "", self.group or ""])
+
+    def as_rasa(self) -> Dict[str, str]:
+        fields = {"entity": self.entity}
+        if self.role:
+            fields["role"] = self.role
+        if self.group:
+            fields["group"] = self.group
+        return fields
+
+
+def tag_names(annotations: Iterable[Dict[str, Any]]) -> List[str]:
+    """The tagger's label set for these annotations: O, then B-/I- of each label, sorted."""
+    keys = sorted({EntityLabel.of(a).key for a in annotations})
+    return [OUTSIDE] + [f"{prefix}-{key}" for key in keys for prefix in ("B", "I")]
+
+
+def is_special(offset: Tuple[int, int]) -> bool:
+    """Special pieces ([CLS], <s>, padding) cover no characters."""
+    return offset[0] == offset[1]
+
+
+def piece_tags(offsets: Offsets, annotations: Sequence[Dict[str, Any]], tags: Sequence[str]) -> List[int]:
+    """Tag ids for each piece: B on the first piece overlapping an entity, I on the rest."""
+    index = {name: i for i, name in enumerate(tags)}
+    labels = []
+    previous: Optional[int] = None  # annotation the previous piece belonged to
+    for offset in offsets:
+        if is_special(offset):
+            labels.append(IGNORED)
+            continue
+        start, end = offset
+        owner = next(
+            (i for i, a in enumerate(annotations) if start < a["end"] and end > a["start"]), None
+        )
+        if owner is None:
+            labels.append(index[OUTSIDE])
+        else:
+            prefix = "I" if owner == previous else "B"
+            labels.append(index[f"{prefix}-{EntityLabel.of(annotations[owner]).key}"])
+        previous = owner
+    return labels
+
+
+def decode_spans(
+    text: str, pieces: Sequence[Tuple[Tuple[int, int], int, float]], tags: Sequence[str]
+) -> List[Dict[str, Any]]:
+    """Entities from (offset, tag id, probability) of each piece, in text order.
+
+    A B tag opens a span; an I tag of the same label extends the open span (an I of another
+    label opens one, as a lenient tagger should). Values are cut from the user's own text.
+    """
+    spans: List[Dict[str, Any]] = []
+    current: Optional[Dict[str, Any]] = None
+    for (start, end), tag_id, probability in sorted(pieces, key=lambda p: p[0]):
+        name = tags[tag_id]
+        if name == OUTSIDE:
+            current = None
+            continue
+        prefix, key = name.split("-", 1)
+        if current is not None and prefix == "I" and current["key"] == key:
+            current["end"] = end
+            current["probabilities"].append(probability)
+            continue
+        current = {"key": key, "start": start, "end": end, "probabilities": [probability]}
+        spans.append(current)
+    return [
+        {
+            **EntityLabel.parse(span["key"]).as_rasa(),
+            "start": span["start"],
+            "end": span["end"],
+            "value": text[span["start"] : span["end"]],
+            "confidence_entity": sum(span["probabilities"]) / len(span["probabilities"]),
+        }
+        for span in spans
+    ]

@@ -1,0 +1,83 @@
+"""A small gRPC client for our Triton models: one persistent channel, bounded timeouts.
+
+Every failure (server down, deadline passed, model or version missing) surfaces as
+TritonUnavailable with a message that names the URL, the model and the version, so the
+component can fall back politely and the log says what to fix.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Optional
+
+import numpy as np
+import tritonclient.grpc as grpcclient
+from tritonclient.utils import InferenceServerException
+
+logger = logging.getLogger(__name__)
+
+# Reconnect quickly once Triton is back instead of gRPC's default backoff of up to two minutes.
+_CHANNEL_ARGS = [
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.min_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+]
+
+
+class TritonUnavailable(RuntimeError):
+    """Triton could not answer for a model version."""
+
+
+class TritonNLUClient:
+    """Inference on the intent and entity models of one Rasa model."""
+
+    def __init__(self, url: str, timeout_s: float) -> None:
+        self.url = url
+        self.timeout_s = timeout_s
+        self._client = grpcclient.InferenceServerClient(url=url, channel_args=_CHANNEL_ARGS)
+
+    def problem(self, name: str, version: int) -> Optional[str]:
+        """Why `name` version `version` cannot serve now, or None when it can."""
+        try:
+            if not self._client.is_server_live(client_timeout=self.timeout_s):
+                return f"Triton at {self.url} is not live"
+            if self._client.is_model_ready(name, str(version), client_timeout=self.timeout_s):
+                return None
+            return f"Triton at {self.url} has no ready version {version} of model '{name}'"
+        except InferenceServerException as error:
+            return f"Triton at {self.url} is unreachable ({_reason(error)})"
+
+    def load(self, name: str) -> None:
+        """Ask Triton (explicit model control) to (re)load a model with all its versions."""
+        try:
+            self._client.load_model(name, client_timeout=max(self.timeout_s, 60.0))
+        except InferenceServerException as error:
+            raise TritonUnavailable(f"Triton at {self.url} could not load model '{name}': {_reason(error)}") from error
+
+    def infer(self, name: str, version: int, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        """Class probabilities for a batch: [batch, labels] or [batch, pieces, labels]."""
+        inputs = []
+        for input_name, array in (("INPUT_IDS", input_ids), ("ATTENTION_MASK", attention_mask)):
+            tensor = grpcclient.InferInput(input_name, list(array.shape), "INT64")
+            tensor.set_data_from_numpy(array)
+            inputs.append(tensor)
+        try:
+            result = self._client.infer(
+                name,
+                inputs,
+                model_version=str(version),
+                outputs=[grpcclient.InferRequestedOutput("PROBABILITIES")],
+                client_timeout=self.timeout_s,
+            )
+        except InferenceServerException as error:
+            raise TritonUnavailable(
+                f"Triton at {self.url} did not answer for model '{name}' version {version}: {_reason(error)}"
+            ) from error
+        return result.as_numpy("PROBABILITIES")
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _reason(error: InferenceServerException) -> str:
+    return error.message() or str(error.status())
