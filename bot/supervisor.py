@@ -26,6 +26,7 @@ class Service:
     command: Sequence[str]
     ready_url: str
     env: Optional[Dict[str, str]] = None
+    cwd: Optional[Path] = None
     process: Optional[subprocess.Popen] = field(default=None, repr=False)
     log_path: Optional[Path] = None
 
@@ -45,7 +46,11 @@ class Supervisor:
         service.log_path = self.log_dir / f"{service.name}.log"
         with open(service.log_path, "ab") as log:
             service.process = subprocess.Popen(
-                list(service.command), stdout=log, stderr=subprocess.STDOUT, env=service.env, start_new_session=True
+                list(service.command),
+                stdout=log, stderr=subprocess.STDOUT,
+                env=service.env,
+                cwd=service.cwd,
+                start_new_session=True,
             )
         self.services.append(service)
         wait_for(service.ready_url, timeout_s, alive=lambda: service.process.poll() is None, what=service.name)

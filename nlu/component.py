@@ -197,8 +197,10 @@ def _make_ready(client: TritonNLUClient, model: ServedModel) -> None:
     problem = client.problem(model.name, model.version)
     if problem:
         logger.error(
-            "%s. Messages get '%s' until it does: start Triton with `python -m bot triton` (serving %s) "
-            "or set triton.url in endpoints.yml.",
+            "Triton model '%s' version %d cannot serve: %s. Messages get '%s' until it can: start Triton "
+            "with `python -m bot triton` (serving %s) or set triton.url in endpoints.yml.",
+            model.name,
+            model.version,
             problem,
             FALLBACK_INTENT,
             TritonSettings.load().model_repository,

@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import shutil
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-from transformers import PreTrainedModel
+if TYPE_CHECKING:  # importing transformers takes seconds; this module only writes files
+    from transformers import PreTrainedModel
 
 TASKS = ("intent", "entities")
 BACKEND_SOURCE = Path(__file__).with_name("triton_backend.py")
@@ -63,7 +64,7 @@ def next_version(repository: Path, *names: str) -> int:
     return max(versions, default=0) + 1
 
 
-def write_version(repository: Path, name: str, task: str, version: int, model: PreTrainedModel) -> Path:
+def write_version(repository: Path, name: str, task: str, version: int, model: "PreTrainedModel") -> Path:
     """Write the model as `repository/name/version`, with the model's config.pbtxt."""
     model_dir = repository / name
     version_dir = model_dir / str(version)

@@ -87,7 +87,8 @@ def decode_spans(
     """Entities from (offset, tag id, probability) of each piece, in text order.
 
     A B tag opens a span; an I tag of the same label extends the open span (an I of another
-    label opens one, as a lenient tagger should). Values are cut from the user's own text.
+    label opens one, as a lenient tagger should), and so does a B on a piece that continues the
+    previous piece's word, since an entity cannot start inside a word. Values are cut from the user's own text.
     """
     spans: List[Dict[str, Any]] = []
     current: Optional[Dict[str, Any]] = None
@@ -97,12 +98,18 @@ def decode_spans(
             current = None
             continue
         prefix, key = name.split("-", 1)
-        if current is not None and prefix == "I" and current["key"] == key:
+        continues = prefix == "I" or current is not None and current["end"] == start  # no B inside a word
+        if current is not None and continues and current["key"] == key:
             current["end"] = end
             current["probabilities"].append(probability)
             continue
         current = {"key": key, "start": start, "end": end, "probabilities": [probability]}
         spans.append(current)
+    for span in spans:  # some tokenizers (SentencePiece) count the space before a word in its piece
+        while span["start"] < span["end"] and text[span["start"]].isspace():
+            span["start"] += 1
+        while span["end"] > span["start"] and text[span["end"] - 1].isspace():
+            span["end"] -= 1
     return [
         {
             **EntityLabel.parse(span["key"]).as_rasa(),
@@ -112,4 +119,5 @@ def decode_spans(
             "confidence_entity": sum(span["probabilities"]) / len(span["probabilities"]),
         }
         for span in spans
+        if span["end"] > span["start"]
     ]

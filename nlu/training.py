@@ -205,7 +205,7 @@ def _fit(
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
     generator = torch.Generator().manual_seed(config.seed)
     best_loss, best_state, stale = float("inf"), None, 0
-    progress = tqdm(total=total_steps, desc=f"Fine-tuning {name}", unit="step", leave=False)
+    progress = tqdm(total=total_steps, desc=f"Fine-tuning {name}", unit="step", leave=False, disable=None)
     for epoch in range(config.epochs):
         order = torch.randperm(len(train), generator=generator).tolist()
         for batch in _batches(tokenizer, train, config.batch_size, order):

@@ -1,0 +1,61 @@
+"""Evaluation of a trained Rasa model in this process: predictions, quality and parse latency."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
+
+from bench import metrics
+from bench.splits import OUT_OF_SCOPE, Example, spans
+
+FALLBACK_INTENT = "nlu_fallback"  # what our component answers when Triton fails
+
+
+@dataclass(frozen=True)
+class Prediction:
+    intent: str
+    entities: Set[Tuple[str, int, int]]
+
+
+def predict(model_path: Path, texts: Sequence[str]) -> Tuple[List[Prediction], List[float], float]:
+    """Parse each text with `Agent.parse_message`, one at a time: predictions, ms per call, load s.
+
+    One untimed parse first, so that lazy initialisation is not counted as latency.
+    """
+    from rasa.core.agent import Agent
+
+    start = time.perf_counter()
+    agent = Agent.load(str(model_path))
+    load_time_s = time.perf_counter() - start
+
+    async def parse_all() -> Tuple[List[Prediction], List[float]]:
+        await agent.parse_message(texts[0])
+        predictions, timings = [], []
+        for text in texts:
+            start = time.perf_counter()
+            parsed = await agent.parse_message(text)
+            timings.append((time.perf_counter() - start) * 1000.0)
+            intent = (parsed.get("intent") or {}).get("name") or ""
+            predictions.append(Prediction(intent, set(spans(parsed.get("entities") or []))))
+        return predictions, timings
+
+    predictions, timings = asyncio.run(parse_all())
+    return predictions, timings, load_time_s
+
+
+def score(test: Sequence[Example], predictions: Sequence[Prediction], has_entities: bool) -> Dict[str, Any]:
+    """Intent accuracy and macro F1, entity F1 (or None), OOS figures where the data has OOS."""
+    gold = [e.intent for e in test]
+    predicted = [p.intent for p in predictions]
+    result: Dict[str, Optional[float]] = dict(metrics.intent_scores(gold, predicted))
+    if has_entities:
+        result.update(metrics.entity_scores([set(e.entities) for e in test], [p.entities for p in predictions]))
+    else:
+        result.update(entity_precision=None, entity_recall=None, entity_f1=None)
+    if OUT_OF_SCOPE in gold:
+        result.update(metrics.out_of_scope_scores(gold, predicted, OUT_OF_SCOPE))
+    result["fallback_predictions"] = sum(p == FALLBACK_INTENT for p in predicted)
+    return result

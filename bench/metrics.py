@@ -1,0 +1,51 @@
+"""Quality and latency figures from gold labels, predictions and timings (pure functions)."""
+
+from __future__ import annotations
+
+from typing import Dict, Optional, Sequence, Set, Tuple
+
+import numpy as np
+from sklearn.metrics import f1_score
+
+Span = Tuple[str, int, int]
+
+
+def intent_scores(gold: Sequence[str], predicted: Sequence[str]) -> Dict[str, float]:
+    """Accuracy, and F1 averaged over the gold intents (predicted-only labels add no class)."""
+    labels = sorted(set(gold))
+    return {
+        "intent_accuracy": float(np.mean([g == p for g, p in zip(gold, predicted)])),
+        "intent_macro_f1": float(f1_score(gold, predicted, labels=labels, average="macro", zero_division=0)),
+    }
+
+
+def entity_scores(gold: Sequence[Set[Span]], predicted: Sequence[Set[Span]]) -> Dict[str, float]:
+    """Micro precision, recall and F1 over exact (entity, start, end) spans."""
+    tp = sum(len(g & p) for g, p in zip(gold, predicted))
+    fp = sum(len(p - g) for g, p in zip(gold, predicted))
+    fn = sum(len(g - p) for g, p in zip(gold, predicted))
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"entity_precision": precision, "entity_recall": recall, "entity_f1": f1}
+
+
+def out_of_scope_scores(gold: Sequence[str], predicted: Sequence[str], label: str) -> Dict[str, Optional[float]]:
+    """Recall of `label` (out-of-scope), and accuracy on the other (in-scope) examples."""
+    oos = [p == label for g, p in zip(gold, predicted) if g == label]
+    in_scope = [p == g for g, p in zip(gold, predicted) if g != label]
+    return {
+        "oos_recall": float(np.mean(oos)) if oos else None,
+        "in_scope_accuracy": float(np.mean(in_scope)) if in_scope else None,
+    }
+
+
+def latency_summary(milliseconds: Sequence[float]) -> Dict[str, float]:
+    """p50, p99, mean and count of latencies in milliseconds."""
+    values = np.asarray(milliseconds, dtype=float)
+    return {
+        "p50": float(np.percentile(values, 50)),
+        "p99": float(np.percentile(values, 99)),
+        "mean": float(values.mean()),
+        "n": int(values.size),
+    }

@@ -1,0 +1,191 @@
+"""One bench run: Triton up, then per dataset split, train both pipelines, evaluate, time HTTP."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import tempfile
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import yaml
+
+from bench import evaluate, latency, metrics, pipelines
+from bench.machine import code_version, load_average, machine_info
+from bench.services import TritonEndpoint, rasa_server, triton_server, unload_models
+from bench.splits import Split, make_split
+from nlu import repository
+from nlu.settings import TritonSettings
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RATIO_KEYS = {
+    "train_time_s": ("train_time_s",),
+    "load_time_s": ("load_time_s",),
+    "in_server_p50": ("in_server_ms", "p50"),
+    "in_server_p99": ("in_server_ms", "p99"),
+    "http_p50": ("http_ms", "p50"),
+    "http_p99": ("http_ms", "p99"),
+}
+
+
+@dataclass
+class Options:
+    """The command line, parsed (see bench.__main__)."""
+
+    datasets: List[str]
+    pipelines: List[str] = field(default_factory=lambda: list(pipelines.PIPELINES))
+    seed: int = 13
+    max_train_per_intent: Optional[int] = None
+    test_per_intent: Optional[int] = None
+    epochs: Optional[int] = None
+    diet_epochs: int = 100
+    http_requests: int = 200
+    datasets_dir: Path = REPO_ROOT.parent / "shared" / "datasets"
+    out: Path = REPO_ROOT / "bench" / "results"
+    docs: Path = REPO_ROOT / "docs" / "benchmarks.md"
+    keep_work: bool = False
+    argv: List[str] = field(default_factory=list)
+
+
+class Progress:
+    """One line per phase, with the time since the run started."""
+
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+
+    def __call__(self, text: str) -> None:
+        print(f"[bench {time.monotonic() - self.start:7.1f}s] {text}", flush=True)
+
+
+def run(options: Options, progress: Progress) -> Dict[str, Any]:
+    """Benchmark every selected dataset with one Triton; returns the results dict."""
+    results: Dict[str, Any] = {
+        "generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "bench_args": shlex.join(options.argv),
+        "options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(options).items() if k != "argv"},
+        "machine": machine_info(),
+        "code": code_version(REPO_ROOT),
+        "load_average_at_start": load_average(),
+        "datasets": {},
+    }
+    load, cores = results["load_average_at_start"], results["machine"]["cores"] or 1
+    if load and load[0] > 0.5 * cores:
+        progress(f"WARNING: load average {load[0]:.2f} on {cores} cores: other work will skew the timings")
+    work = Path(tempfile.mkdtemp(prefix="bench-"))
+    failed = False
+    try:
+        model_repository = _prepare_environment(work)
+        progress(f"starting Triton on {model_repository} (work dir {work})")
+        with triton_server(model_repository, work / "logs", dict(os.environ)) as triton:
+            os.environ["TRITON_URL"] = triton.grpc_url
+            _write_endpoints(work, triton)
+            progress(f"Triton ready at {triton.grpc_url}")
+            for name in options.datasets:
+                entry = _bench_dataset(name, options, work, triton, progress)
+                results["datasets"][name] = entry
+                failed |= any(p.get("error") for p in entry["pipelines"].values())
+            results["load_average_at_end"] = load_average()
+            progress("stopping Triton")
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        if options.keep_work or failed:
+            progress(f"kept the work dir (models, splits, service logs): {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    return results
+
+
+def _prepare_environment(work: Path) -> Path:
+    """Set what the component reads, here and in `rasa run` children; returns the model repository."""
+    os.environ["RASA_MAX_CACHE_SIZE"] = "0"  # no training cache: every train is timed in full
+    os.environ["RASA_CACHE_DIRECTORY"] = str(work / "rasa-cache")
+    os.environ["TRITON_MODEL_REPOSITORY"] = str(work / "triton")
+    os.environ["RASA_ENDPOINTS"] = str(work / "endpoints.yml")
+    # Keep the repo's per-request Triton timeout (read before RASA_ENDPOINTS points elsewhere).
+    os.environ.setdefault("TRITON_TIMEOUT", str(TritonSettings.load(str(REPO_ROOT / "endpoints.yml")).timeout_s))
+    return work / "triton"
+
+
+def _write_endpoints(work: Path, triton: TritonEndpoint) -> None:
+    """Endpoints for `rasa run`: only our Triton, none of the repo's trackers or actions."""
+    section = {"url": triton.grpc_url, "model_repository": str(triton.repository), "http_port": triton.http_port}
+    (work / "endpoints.yml").write_text(yaml.safe_dump({"triton": section}))
+
+
+def _bench_dataset(
+    name: str, options: Options, work: Path, triton: TritonEndpoint, progress: Progress
+) -> Dict[str, Any]:
+    progress(f"{name}: splitting (seed {options.seed})")
+    split = make_split(
+        name, options.datasets_dir, work, options.seed, options.max_train_per_intent, options.test_per_intent
+    )
+    summary = split.summary
+    progress(f"{name}: {summary['intents']} intents, {summary['train_examples']} train / {summary['test_examples']} test")
+    triton_name = f"bench_{name}"
+    configs = {
+        pipelines.OURS: lambda: pipelines.ours_config(REPO_ROOT / "config.yml", triton_name, options.epochs),
+        pipelines.DIET: lambda: pipelines.diet_config(options.diet_epochs, options.seed),
+    }
+    entry: Dict[str, Any] = {"split": summary, "pipelines": {}}
+    for pipeline in options.pipelines:
+        config = configs[pipeline]()
+        entry["pipelines"][pipeline] = _bench_pipeline(name, pipeline, config, split, options, work, progress)
+    unload_models(triton, [repository.triton_model_name(triton_name, task) for task in repository.TASKS])
+    entry["ratios"] = _ratios(entry["pipelines"].get(pipelines.OURS, {}), entry["pipelines"].get(pipelines.DIET, {}))
+    return entry
+
+
+def _bench_pipeline(
+    dataset: str,
+    pipeline: str,
+    config: Dict[str, Any],
+    split: Split,
+    options: Options,
+    work: Path,
+    progress: Progress,
+) -> Dict[str, Any]:
+    """Train, evaluate in process, then time HTTP; a failure is recorded, not raised."""
+    label = f"{dataset}/{pipeline}"
+    result: Dict[str, Any] = {"config": config["pipeline"]}
+    texts = [example.text for example in split.test]
+    try:
+        progress(f"{label}: training")
+        model = pipelines.train(config, split.train_file, work, f"{dataset}-{pipeline}")
+        result["train_time_s"] = model.train_time_s
+        progress(f"{label}: trained in {model.train_time_s:.1f} s; loading it and parsing {len(texts)} test texts")
+        predictions, timings, result["load_time_s"] = evaluate.predict(model.path, texts)
+        result["metrics"] = evaluate.score(split.test, predictions, split.has_entities)
+        result["in_server_ms"] = metrics.latency_summary(timings)
+        if result["metrics"]["fallback_predictions"]:
+            progress(f"{label}: WARNING {result['metrics']['fallback_predictions']} texts got nlu_fallback")
+        progress(
+            f"{label}: loaded in {result['load_time_s']:.1f} s, accuracy {result['metrics']['intent_accuracy']:.3f}, in-server p50 "
+            f"{result['in_server_ms']['p50']:.1f} ms; timing {options.http_requests} HTTP parses"
+        )
+        with rasa_server(model.path, work / "logs", dict(os.environ)) as url:
+            result["http_ms"] = metrics.latency_summary(latency.http_parse_latencies(url, texts, options.http_requests))
+        progress(f"{label}: HTTP p50 {result['http_ms']['p50']:.1f} ms, p99 {result['http_ms']['p99']:.1f} ms")
+    except Exception as error:  # one pipeline failing must not lose the others' results
+        traceback.print_exc()
+        result["error"] = f"{type(error).__name__}: {error}".strip()[:2000]
+        progress(f"{label}: FAILED ({type(error).__name__})")
+    return result
+
+
+def _ratios(ours: Dict[str, Any], diet: Dict[str, Any]) -> Dict[str, Optional[float]]:
+    """ours/diet for training time and latencies (None where either is missing)."""
+    ratios: Dict[str, Optional[float]] = {}
+    for key, where in RATIO_KEYS.items():
+        a, b = ours, diet
+        for part in where:
+            a = a.get(part) if isinstance(a, dict) else None
+            b = b.get(part) if isinstance(b, dict) else None
+        ratios[key] = a / b if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b else None
+    return ratios

@@ -1,0 +1,165 @@
+"""Shared fixtures: a real Triton server, real `rasa train` runs, real Rasa and action servers.
+
+Everything runs in temporary copies of the project so the suite never touches models/ or the
+live model repository, and every server it starts is stopped when the session ends.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterator, Optional
+
+import pytest
+import yaml
+
+from bot.supervisor import Service, Supervisor
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+PROJECT_FILES = ["domain.yml", "config.yml", "credentials.yml", "data", "actions"]
+
+# The bot's own config, trained quicker: the suite checks behaviour, `make bench` checks accuracy.
+FAST_NLU = {"epochs": 12, "patience": 2}
+FAST_POLICIES = [
+    {"name": "MemoizationPolicy"},
+    {"name": "RulePolicy", "core_fallback_threshold": 0.3, "enable_fallback_prediction": True},
+    {"name": "TEDPolicy", "max_history": 5, "epochs": 10},
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Triton:
+    """A bundled Triton server on free ports, which tests may stop and start again."""
+
+    repository: Path
+    log_dir: Path
+    http_port: int
+    grpc_port: int
+    metrics_port: int
+    supervisor: Optional[Supervisor] = None
+
+    @property
+    def url(self) -> str:
+        return f"localhost:{self.grpc_port}"
+
+    def start(self) -> None:
+        self.supervisor = Supervisor(self.log_dir)
+        self.supervisor.start(
+            Service(
+                "triton",
+                [
+                    sys.executable, "-m", "bot", "triton", "--model-repository", str(self.repository),
+                    "--http-port", str(self.http_port), "--grpc-port", str(self.grpc_port),
+                    "--metrics-port", str(self.metrics_port),
+                ],
+                f"http://localhost:{self.http_port}/v2/health/ready",
+            ),
+            timeout_s=120,
+        )
+
+    def stop(self) -> None:
+        if self.supervisor:
+            self.supervisor.stop()
+            self.supervisor = None
+
+
+@pytest.fixture(scope="session")
+def triton(tmp_path_factory) -> Iterator[Triton]:
+    base = tmp_path_factory.mktemp("triton")
+    server = Triton(base / "repository", base, free_port(), free_port(), free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+def write_project(directory: Path, triton: Triton, nlu_overrides: Dict, policies=FAST_POLICIES, **ports) -> Path:
+    """A copy of the bot's project files whose endpoints point at the test servers."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in PROJECT_FILES:
+        source = ROOT / name
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, directory / name)
+    config = yaml.safe_load((ROOT / "config.yml").read_text())
+    for component in config["pipeline"]:
+        if component["name"].endswith("BertTritonNLU"):
+            component.update(nlu_overrides)
+    config["policies"] = policies
+    (directory / "config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    endpoints = {
+        "triton": {"url": triton.url, "model_repository": str(triton.repository), "timeout": 2.0,
+                   "http_port": triton.http_port, "grpc_port": triton.grpc_port, "metrics_port": triton.metrics_port},
+        "action_endpoint": {"url": f"http://localhost:{ports.get('actions_port', 5055)}/webhook"},
+    }
+    (directory / "endpoints.yml").write_text(yaml.safe_dump(endpoints, sort_keys=False))
+    return directory
+
+
+def rasa(*args: str, cwd: Path, env: Optional[Dict[str, str]] = None, timeout: float = 900) -> subprocess.CompletedProcess:
+    """Run the `rasa` CLI of this environment in `cwd`; fail with its output on error."""
+    environment = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", **(env or {})}
+    result = subprocess.run(
+        [str(BIN / "rasa"), *args], cwd=cwd, env=environment, capture_output=True, text=True, timeout=timeout
+    )
+    assert result.returncode == 0, f"rasa {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    return result
+
+
+@dataclass
+class TrainedBot:
+    project: Path
+    model: Path
+    train_output: str
+
+
+@pytest.fixture(scope="session")
+def trained_bot(tmp_path_factory, triton) -> TrainedBot:
+    """The support bot trained with `rasa train` on its own data and the default MiniLM."""
+    project = write_project(tmp_path_factory.mktemp("bot"), triton, FAST_NLU)
+    result = rasa("train", "--fixed-model-name", "bot", cwd=project)
+    return TrainedBot(project, project / "models" / "bot.tar.gz", result.stdout + result.stderr)
+
+
+@dataclass
+class Servers:
+    rasa_url: str
+    actions_port: int
+    supervisor: Supervisor
+
+
+@pytest.fixture(scope="session")
+def bot_servers(tmp_path_factory, trained_bot, triton) -> Iterator[Servers]:
+    """`rasa run --enable-api` and the action server on the trained bot."""
+    rasa_port, actions_port = free_port(), free_port()
+    endpoints = yaml.safe_load((trained_bot.project / "endpoints.yml").read_text())
+    endpoints["action_endpoint"]["url"] = f"http://localhost:{actions_port}/webhook"
+    (trained_bot.project / "endpoints.yml").write_text(yaml.safe_dump(endpoints))
+    supervisor = Supervisor(tmp_path_factory.mktemp("logs"))
+    env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false"}
+    supervisor.start(
+        Service("actions", [str(BIN / "rasa"), "run", "actions", "--port", str(actions_port)],
+                f"http://localhost:{actions_port}/health", env=env, cwd=trained_bot.project),
+    )
+    supervisor.start(
+        Service(
+            "rasa",
+            [str(BIN / "rasa"), "run", "--enable-api", "-m", str(trained_bot.model), "--port", str(rasa_port),
+             "--endpoints", "endpoints.yml", "--credentials", "credentials.yml"],
+            f"http://localhost:{rasa_port}/status",
+            env=env,
+            cwd=trained_bot.project,
+        ),
+        timeout_s=300,
+    )
+    yield Servers(f"http://localhost:{rasa_port}", actions_port, supervisor)
+    supervisor.stop()

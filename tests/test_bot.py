@@ -1,0 +1,124 @@
+"""The support bot end to end: `rasa train`, a real Triton, `rasa run` with the REST channel,
+the action server, `rasa test nlu`, and an outage of Triton in the middle of a conversation."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import httpx
+import yaml
+
+from tests.conftest import ROOT, rasa
+
+DOMAIN = yaml.safe_load((ROOT / "domain.yml").read_text())
+FALLBACK_TEXT = DOMAIN["responses"]["utter_default"][0]["text"]
+GREET_TEXT = DOMAIN["responses"]["utter_greet"][0]["text"]
+
+
+def parse(servers, text: str) -> dict:
+    response = httpx.post(f"{servers.rasa_url}/model/parse", json={"text": text}, timeout=30)
+    response.raise_for_status()
+    return response.json()
+
+
+def say(servers, sender: str, text: str) -> list:
+    response = httpx.post(
+        f"{servers.rasa_url}/webhooks/rest/webhook", json={"sender": sender, "message": text}, timeout=30
+    )
+    response.raise_for_status()
+    return [message.get("text", "") for message in response.json()]
+
+
+def versions(triton, task: str = "intent") -> list:
+    return sorted(int(p.name) for p in (triton.repository / f"support_nlu_{task}").iterdir() if p.name.isdigit())
+
+
+def test_order_question_gets_order_status_and_exact_order_id(bot_servers):
+    result = parse(bot_servers, "where is my order 12345?")
+    assert result["intent"]["name"] == "order_status"
+    assert 2 <= len(result["intent_ranking"]) <= 10
+    order_ids = [e for e in result["entities"] if e["entity"] == "order_id"]
+    assert [(e["value"], e["start"], e["end"], e["extractor"]) for e in order_ids] == [("12345", 18, 23, "BertTritonNLU")]
+    assert 0 < order_ids[0]["confidence_entity"] <= 1
+
+
+def test_messy_and_long_texts_keep_exact_spans(bot_servers):
+    texts = [
+        "hey   where is   my order   #98765 ??",
+        "Wo ist meine Bestellung? ünïcode 😀 order 100234",
+        "hello, " + "I have been waiting for a very long time and nobody answers my emails " * 6 + "where is order 55821?",
+    ]
+    for text in texts:
+        result = parse(bot_servers, text)
+        for entity in result["entities"]:
+            assert text[entity["start"] : entity["end"]] == entity["value"]
+        assert result["entities"], f"no entity found in {text!r}"
+        assert result["entities"][-1]["value"] == text.rstrip(" ?").split()[-1].lstrip("#")
+
+
+def test_conversation_over_rest_runs_the_action_server(bot_servers):
+    assert say(bot_servers, "rest-user", "hi") == [GREET_TEXT]
+    replies = say(bot_servers, "rest-user", "where is my order 12345?")
+    assert any("12345" in reply for reply in replies), replies
+
+
+def test_rasa_test_nlu_scores_our_intents_and_entities(trained_bot, triton, tmp_path):
+    rasa("test", "nlu", "--nlu", "data/nlu.yml", "--model", str(trained_bot.model), "--out", str(tmp_path), cwd=trained_bot.project)
+    intents = json.loads((tmp_path / "intent_report.json").read_text())
+    entities = json.loads((tmp_path / "BertTritonNLU_report.json").read_text())
+    assert intents["accuracy"] > 0.9
+    assert entities["order_id"]["f1-score"] > 0.9
+
+
+def test_unchanged_nlu_reuses_the_fine_tuned_models(trained_bot, triton):
+    before = versions(triton), versions(triton, "entities")
+    domain = trained_bot.project / "domain.yml"
+    domain.write_text(domain.read_text().replace("How can I help?", "What can I do for you?"))
+    output = rasa("train", "--fixed-model-name", "retrained", cwd=trained_bot.project)
+    text = output.stdout + output.stderr
+    assert "Restored component 'BertTritonNLU' from cache." in text
+    assert "Starting to train component 'BertTritonNLU'" not in text
+    assert (versions(triton), versions(triton, "entities")) == before
+
+
+def test_triton_outage_gets_a_polite_fallback_and_recovers(bot_servers, triton):
+    sender = "outage-user"
+    assert say(bot_servers, sender, "hi") == [GREET_TEXT]
+
+    triton.stop()
+    started = time.monotonic()
+    assert say(bot_servers, sender, "where is my order 12345?") == [FALLBACK_TEXT]
+    assert time.monotonic() - started < 10
+
+    triton.start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        replies = say(bot_servers, sender, "where is my order 12345?")
+        if any("12345" in reply for reply in replies):
+            break
+        time.sleep(1)
+    assert any("12345" in reply for reply in replies), replies
+    assert parse(bot_servers, "where is my order 12345?")["intent"]["name"] == "order_status"
+
+
+def test_unreachable_triton_is_a_clear_error_at_load_and_a_fallback_per_message(trained_bot, monkeypatch, caplog, tmp_path):
+    import asyncio
+
+    from rasa.core.agent import Agent
+
+    from tests.conftest import free_port
+
+    url = f"localhost:{free_port()}"
+    monkeypatch.setenv("TRITON_URL", url)
+    monkeypatch.setenv("TRITON_MODEL_REPOSITORY", str(tmp_path / "repository"))
+    agent = Agent.load(str(trained_bot.model))
+    errors = " ".join(r.getMessage() for r in caplog.records if r.levelname == "ERROR")
+    assert f"Triton at {url} is unreachable" in errors
+    assert re.search(r"'support_nlu_intent' version \d+ cannot serve", errors), errors
+
+    started = time.monotonic()
+    result = asyncio.run(agent.parse_message("where is my order 12345?"))
+    assert result["intent"]["name"] == "nlu_fallback"
+    assert time.monotonic() - started < 5

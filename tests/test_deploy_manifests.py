@@ -1,0 +1,364 @@
+"""Static checks of deploy/: the manifests parse and agree with endpoints.yml, requirements.lock and
+the config.pbtxt that nlu.repository writes. Nothing is built or started (no Docker, GPU or cluster)."""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Tuple
+from urllib.parse import urlparse
+
+import pytest
+import yaml
+
+from nlu import repository
+
+ROOT = Path(__file__).resolve().parent.parent
+DEPLOY = ROOT / "deploy"
+K8S = DEPLOY / "k8s"
+COMPOSE = DEPLOY / "docker-compose.yml"
+TRITON_DOCKERFILE = DEPLOY / "triton" / "Dockerfile"
+BOT_DOCKERFILE = DEPLOY / "Dockerfile"
+
+RASA_PORT = 5005
+# libyaml's loader where PyYAML has it: the whole module must stay well under 2 s.
+Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _yaml_files() -> List[Path]:
+    return sorted(p for p in DEPLOY.rglob("*") if p.suffix in (".yml", ".yaml") and p.is_file())
+
+
+@lru_cache(maxsize=None)
+def _documents(path: Path) -> Tuple[Any, ...]:
+    """Every document of a YAML file, parsed once (the tests only read them)."""
+    return tuple(doc for doc in yaml.load_all(path.read_text(), Loader=Loader) if doc is not None)
+
+
+def _load(path: Path) -> Any:
+    documents = _documents(path)
+    assert len(documents) == 1, f"{path} should hold one YAML document"
+    return documents[0]
+
+
+def _endpoints() -> Dict[str, Any]:
+    return _load(ROOT / "endpoints.yml")
+
+
+def _triton_ports() -> Dict[str, int]:
+    section = _endpoints()["triton"]
+    grpc = int(section.get("grpc_port", section["url"].rsplit(":", 1)[-1]))
+    return {"http": int(section.get("http_port", 8000)), "grpc": grpc, "metrics": int(section.get("metrics_port", 8002))}
+
+
+def _actions_port() -> int:
+    return urlparse(_endpoints()["action_endpoint"]["url"]).port
+
+
+def _compose() -> Dict[str, Any]:
+    return _load(COMPOSE)
+
+
+def _k8s_documents() -> List[Dict[str, Any]]:
+    kustomization = _load(K8S / "kustomization.yaml")
+    return [doc for name in kustomization["resources"] for doc in _documents(K8S / name)]
+
+
+def _k8s(kind: str, name: str) -> Dict[str, Any]:
+    found = [d for d in _k8s_documents() if d["kind"] == kind and d["metadata"]["name"] == name]
+    assert len(found) == 1, f"expected one {kind} {name!r} in deploy/k8s, found {len(found)}"
+    return found[0]
+
+
+def _container(deployment: Dict[str, Any]) -> Dict[str, Any]:
+    containers = deployment["spec"]["template"]["spec"]["containers"]
+    assert len(containers) == 1
+    return containers[0]
+
+
+def _lock_versions() -> Dict[str, str]:
+    pins = re.findall(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", (ROOT / "requirements.lock").read_text(), re.M)
+    return {_normalize(name): version for name, version in pins}
+
+
+def _normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _instructions(dockerfile: Path) -> List[Tuple[str, str]]:
+    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
+    lines = [line for line in dockerfile.read_text().splitlines() if not line.lstrip().startswith("#")]
+    joined = re.sub(r"\\\n", " ", "\n".join(lines))
+    result = []
+    for line in joined.splitlines():
+        if line.strip():
+            instruction, _, arguments = line.strip().partition(" ")
+            result.append((instruction.upper(), arguments.strip()))
+    return result
+
+
+def _pip_pins(dockerfile: Path) -> Dict[str, str]:
+    pins: Dict[str, str] = {}
+    for instruction, arguments in _instructions(dockerfile):
+        if instruction == "RUN" and "pip install" in arguments:
+            for name, version in re.findall(r"(?<![\w.=-])([A-Za-z][A-Za-z0-9._-]*)==([^\s\"'&;]+)", arguments):
+                pins[_normalize(name)] = version
+    return pins
+
+
+def _exec_form(dockerfile: Path, instruction: str) -> List[str]:
+    values = [args for name, args in _instructions(dockerfile) if name == instruction]
+    assert values, f"{dockerfile.relative_to(ROOT)} has no {instruction}"
+    return json.loads(values[-1])
+
+
+# ---------------------------------------------------------------- every file parses
+
+
+def test_deploy_has_the_expected_files():
+    for path in ("Dockerfile", "triton/Dockerfile", "docker-compose.yml", "endpoints.yml", "README.md",
+                 "k8s/triton.yaml", "k8s/bot.yaml", "k8s/kustomization.yaml"):
+        assert (DEPLOY / path).is_file(), f"deploy/{path} is missing"
+
+
+@pytest.mark.parametrize("path", _yaml_files(), ids=lambda p: str(p.relative_to(DEPLOY)))
+def test_every_yaml_file_parses(path: Path):
+    documents = _documents(path)
+    assert documents, f"{path} is empty"
+    assert all(isinstance(doc, dict) for doc in documents)
+
+
+def test_kustomization_lists_every_manifest():
+    kustomization = _load(K8S / "kustomization.yaml")
+    assert kustomization["kind"] == "Kustomization"
+    manifests = {p.name for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml"}
+    assert set(kustomization["resources"]) == manifests == {"triton.yaml", "bot.yaml"}
+
+
+def test_every_k8s_document_is_a_kubernetes_object():
+    for doc in _k8s_documents():
+        assert doc.get("apiVersion") and doc.get("kind") and doc["metadata"].get("name"), doc
+
+
+# ---------------------------------------------------------------- images
+
+
+def test_triton_image_pins_torch_transformers_numpy_as_the_lock():
+    lock, pins = _lock_versions(), _pip_pins(TRITON_DOCKERFILE)
+    for package in ("torch", "transformers", "numpy"):
+        assert package in pins, f"deploy/triton/Dockerfile does not pin {package}"
+        assert pins[package] == lock[package], (
+            f"{package}: deploy/triton/Dockerfile installs {pins[package]}, requirements.lock pins {lock[package]}"
+        )
+
+
+def test_triton_image_is_the_official_container_serving_our_repository():
+    froms = [args for name, args in _instructions(TRITON_DOCKERFILE) if name == "FROM"]
+    assert froms == ["nvcr.io/nvidia/tritonserver:24.08-py3"]
+    command = _exec_form(TRITON_DOCKERFILE, "CMD")
+    assert command[0] == "tritonserver"
+    ports = _triton_ports()
+    for flag in ("--model-repository=/models", "--model-control-mode=explicit", "--load-model=*",
+                 "--strict-readiness=false", f"--http-port={ports['http']}", f"--grpc-port={ports['grpc']}",
+                 f"--metrics-port={ports['metrics']}"):
+        assert flag in command, f"tritonserver is started without {flag}"
+
+
+def test_bot_image_installs_the_lock_without_resolving():
+    instructions = _instructions(BOT_DOCKERFILE)
+    assert [args for name, args in instructions if name == "FROM"] == ["python:3.10-slim"]
+    runs = [args for name, args in instructions if name == "RUN"]
+    assert any(re.search(r"pip install --no-deps -r requirements\.lock", run) for run in runs)
+    assert any(re.search(r"pip install --no-deps \.(\s|$)", run) for run in runs)
+    assert _exec_form(BOT_DOCKERFILE, "CMD") == [
+        "rasa", "run", "--enable-api", "--cors", "*", "--endpoints", "endpoints.yml", "--credentials", "credentials.yml",
+    ]
+    copied = " ".join(args for name, args in instructions if name == "COPY")
+    for path in ("requirements.lock", "pyproject.toml", "nlu", "actions", "config.yml", "domain.yml", "data",
+                 "deploy/endpoints.yml"):
+        assert path in copied, f"deploy/Dockerfile does not copy {path}"
+
+
+def test_container_endpoints_agree_with_the_projects():
+    project, container = _endpoints(), _load(DEPLOY / "endpoints.yml")
+    assert set(container) == set(project), "deploy/endpoints.yml and endpoints.yml must have the same sections"
+    assert set(container["triton"]) == set(project["triton"])
+    ports = _triton_ports()
+    for key in ("http_port", "grpc_port", "metrics_port", "timeout"):
+        assert container["triton"][key] == project["triton"][key], key
+    assert container["triton"]["url"] == f"triton:{ports['grpc']}"
+    assert container["triton"]["model_repository"] == "/models"
+    action_url = urlparse(container["action_endpoint"]["url"])
+    assert (action_url.hostname, action_url.port, action_url.path) == ("actions", _actions_port(), "/webhook")
+
+
+# ---------------------------------------------------------------- docker compose
+
+
+def _published(service: Dict[str, Any]) -> Dict[int, int]:
+    ports = {}
+    for entry in service.get("ports", []):
+        host, _, container = str(entry).rpartition(":")
+        ports[int(container)] = int(host)
+    return ports
+
+
+def _volumes(service: Dict[str, Any]) -> Dict[str, Path]:
+    """container path -> host path (resolved against deploy/, as compose does)."""
+    mounts = {}
+    for entry in service.get("volumes", []):
+        source, target = str(entry).split(":")[:2]
+        mounts[target] = (DEPLOY / source).resolve()
+    return mounts
+
+
+def test_compose_services_and_images():
+    services = _compose()["services"]
+    assert {"triton", "rasa", "actions"} <= set(services)
+    assert services["triton"]["build"]["dockerfile"] == "deploy/triton/Dockerfile"
+    for name in ("rasa", "actions"):
+        assert services[name]["build"]["dockerfile"] == "deploy/Dockerfile"
+        assert services[name]["image"] == services["rasa"]["image"]
+    for service in services.values():
+        assert ((DEPLOY / service["build"]["context"]).resolve() / service["build"]["dockerfile"]).is_file()
+    assert services["actions"]["command"][:3] == ["rasa", "run", "actions"]
+
+
+def test_compose_reserves_the_gpus_for_triton():
+    devices = _compose()["services"]["triton"]["deploy"]["resources"]["reservations"]["devices"]
+    assert any(d["driver"] == "nvidia" and d["count"] == "all" and "gpu" in d["capabilities"] for d in devices)
+
+
+def test_compose_mounts_the_model_repository_of_endpoints_yml():
+    services = _compose()["services"]
+    repository = (ROOT / _endpoints()["triton"]["model_repository"]).resolve()
+    assert _endpoints()["triton"]["model_repository"] == "models/triton"
+    assert _volumes(services["triton"])["/models"] == repository
+    rasa = services["rasa"]
+    assert _volumes(rasa)[rasa["environment"]["TRITON_MODEL_REPOSITORY"]] == repository
+    assert _volumes(rasa)["/app/models"] == (ROOT / "models").resolve()
+
+
+def test_compose_ports_match_endpoints_yml():
+    services, ports = _compose()["services"], _triton_ports()
+    triton = services["triton"]
+    assert _published(triton) == {port: port for port in ports.values()} == {8000: 8000, 8001: 8001, 8002: 8002}
+    assert f"localhost:{ports['http']}/v2/health/ready" in " ".join(triton["healthcheck"]["test"])
+    assert services["rasa"]["environment"]["TRITON_URL"] == f"triton:{ports['grpc']}"
+    assert _published(services["rasa"]) == {RASA_PORT: RASA_PORT}
+    assert _published(services["actions"]) == {_actions_port(): _actions_port()}
+
+
+def test_compose_rasa_waits_for_a_healthy_triton_and_the_actions():
+    depends = _compose()["services"]["rasa"]["depends_on"]
+    assert depends["triton"]["condition"] == "service_healthy"
+    assert "actions" in depends
+
+
+def test_compose_says_how_to_train_first():
+    text = COMPOSE.read_text()
+    assert "make train" in text and "rasa train" in text
+
+
+# ---------------------------------------------------------------- kubernetes
+
+
+def _deployments() -> Iterator[Dict[str, Any]]:
+    return (d for d in _k8s_documents() if d["kind"] == "Deployment")
+
+
+def test_every_deployment_has_probes_and_matching_labels():
+    names = set()
+    for deployment in _deployments():
+        names.add(deployment["metadata"]["name"])
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            assert container.get("readinessProbe"), f"{container['name']} has no readiness probe"
+            assert container.get("livenessProbe"), f"{container['name']} has no liveness probe"
+    assert names == {"triton", "rasa", "actions"}
+
+
+def test_every_service_selects_a_deployment():
+    pods = [d["spec"]["template"]["metadata"]["labels"] for d in _deployments()]
+    services = [d for d in _k8s_documents() if d["kind"] == "Service"]
+    assert {s["metadata"]["name"] for s in services} == {"triton", "rasa", "actions"}
+    for service in services:
+        assert any(service["spec"]["selector"].items() <= labels.items() for labels in pods), service["metadata"]
+
+
+def test_triton_deployment_requests_a_gpu_and_probes_health():
+    container, ports = _container(_k8s("Deployment", "triton")), _triton_ports()
+    assert int(container["resources"]["limits"]["nvidia.com/gpu"]) == 1
+    assert container["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": ports["http"]}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": ports["http"]}
+    assert {p["containerPort"] for p in container["ports"]} == set(ports.values())
+
+
+def test_triton_and_rasa_share_the_model_repository_claim():
+    claim = _k8s("PersistentVolumeClaim", "triton-model-repository")
+    assert "ReadWriteMany" in claim["spec"]["accessModes"]
+
+    def mount_of_claim(deployment: Dict[str, Any]) -> str:
+        volumes = {
+            v["name"]: v["persistentVolumeClaim"]["claimName"]
+            for v in deployment["spec"]["template"]["spec"]["volumes"]
+            if "persistentVolumeClaim" in v
+        }
+        mounts = [m["mountPath"] for m in _container(deployment)["volumeMounts"]
+                  if volumes.get(m["name"]) == "triton-model-repository"]
+        assert len(mounts) == 1
+        return mounts[0]
+
+    assert mount_of_claim(_k8s("Deployment", "triton")) == "/models"
+    rasa = _k8s("Deployment", "rasa")
+    env = {e["name"]: e["value"] for e in _container(rasa)["env"]}
+    assert mount_of_claim(rasa) == env["TRITON_MODEL_REPOSITORY"] == "/models"
+
+
+def test_triton_service_ports_and_metrics_annotations():
+    service, ports = _k8s("Service", "triton"), _triton_ports()
+    assert {p["name"]: p["port"] for p in service["spec"]["ports"]} == ports == {"http": 8000, "grpc": 8001, "metrics": 8002}
+    annotations = service["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == str(ports["metrics"])
+
+
+def test_bot_deployments_reach_triton_and_probe_their_ports():
+    rasa, actions = _container(_k8s("Deployment", "rasa")), _container(_k8s("Deployment", "actions"))
+    env = {e["name"]: e["value"] for e in rasa["env"]}
+    assert env["TRITON_URL"] == f"triton:{_triton_ports()['grpc']}"
+    assert rasa["readinessProbe"]["httpGet"] == {"path": "/", "port": RASA_PORT}
+    assert actions["readinessProbe"]["httpGet"] == {"path": "/health", "port": _actions_port()}
+    assert actions["args"][:3] == ["rasa", "run", "actions"]
+    assert {p["port"] for p in _k8s("Service", "rasa")["spec"]["ports"]} == {RASA_PORT}
+    assert {p["port"] for p in _k8s("Service", "actions")["spec"]["ports"]} == {_actions_port()}
+
+
+# ---------------------------------------------------------------- config.pbtxt
+
+
+@pytest.mark.parametrize("task, dims", [("intent", [-1]), ("entities", [-1, -1])])
+def test_model_config_is_a_valid_triton_model_config(task: str, dims: List[int]):
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2
+
+    name = f"x_{task}"
+    config = text_format.Parse(repository.model_config(name, task), model_config_pb2.ModelConfig())
+    assert config.name == name
+    assert config.backend == "python"
+    assert config.max_batch_size > 0
+    assert config.HasField("dynamic_batching")
+    assert config.version_policy.WhichOneof("policy_choice") == "all"
+    assert [i.name for i in config.input] == ["INPUT_IDS", "ATTENTION_MASK"]
+    assert all(i.data_type == model_config_pb2.TYPE_INT64 and list(i.dims) == [-1] for i in config.input)
+    assert [o.name for o in config.output] == ["PROBABILITIES"]
+    assert config.output[0].data_type == model_config_pb2.TYPE_FP32
+    assert list(config.output[0].dims) == dims
+    parameters = {key: value.string_value for key, value in config.parameters.items()}
+    assert parameters == {"task": task, "half_precision_on_gpu": "true"}

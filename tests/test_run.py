@@ -1,0 +1,66 @@
+"""`python -m bot run` (what `make run` starts): no retraining when nothing changed, Triton,
+actions and Rasa up, the banner says where to chat, and Ctrl-C leaves nothing running."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import yaml
+
+from tests.conftest import free_port
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_bot_run_serves_the_bot_and_ctrl_c_stops_everything(trained_bot, tmp_path):
+    project = tmp_path / "project"
+    shutil.copytree(trained_bot.project, project, ignore=shutil.ignore_patterns("results"))
+    ports = {name: free_port() for name in ("rasa", "actions", "http", "grpc", "metrics")}
+    endpoints = yaml.safe_load((project / "endpoints.yml").read_text())
+    # A fresh, empty model repository: loading the Rasa model must install its own Triton versions.
+    endpoints["triton"] = {"url": f"localhost:{ports['grpc']}", "model_repository": "models/triton",
+                           "http_port": ports["http"], "grpc_port": ports["grpc"], "metrics_port": ports["metrics"]}
+    endpoints["action_endpoint"]["url"] = f"http://localhost:{ports['actions']}/webhook"
+    (project / "endpoints.yml").write_text(yaml.safe_dump(endpoints))
+
+    log = open(tmp_path / "run.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "run", "--port", str(ports["rasa"]), "--actions-port", str(ports["actions"])],
+        cwd=project, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env={**os.environ, "RASA_TELEMETRY_ENABLED": "false"},
+    )
+    try:
+        deadline = time.monotonic() + 600
+        while "Press Ctrl-C" not in (tmp_path / "run.log").read_text() and process.poll() is None:
+            assert time.monotonic() < deadline, (tmp_path / "run.log").read_text()[-3000:]
+            time.sleep(1)
+        output = (tmp_path / "run.log").read_text()
+        assert process.poll() is None, output[-3000:]
+        assert "Starting to train component" not in output
+        assert f"http://localhost:{ports['rasa']}/webhooks/rest/webhook" in output
+
+        result = httpx.post(f"http://localhost:{ports['rasa']}/model/parse", json={"text": "where is my order 12345?"}, timeout=30).json()
+        assert result["intent"]["name"] == "order_status"
+        assert [(e["value"], e["start"], e["end"]) for e in result["entities"] if e["entity"] == "order_id"] == [("12345", 18, 23)]
+        assert (project / "models" / "triton" / "support_nlu_intent" / "config.pbtxt").is_file()
+        metrics = httpx.get(f"http://localhost:{ports['metrics']}/metrics", timeout=10).text
+        assert "nv_inference_request_success" in metrics
+
+        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in the terminal sends
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        log.close()
+    time.sleep(1)
+    assert not [name for name, port in ports.items() if listening(port)]

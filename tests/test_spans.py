@@ -1,0 +1,75 @@
+"""Entity spans survive the trip to word pieces and back exactly, for every tokenizer family."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from nlu import training
+from nlu.encoding import encode_windows, pad_batch
+from nlu.tags import EntityLabel, decode_spans, piece_tags, tag_names
+from tests.checkpoints import TOKENIZERS
+
+TEXTS = [
+    "where is my order 12345?",
+    "track  order   #99881,please!!",
+    "Statut de la commande 100234 – merci ünïcode 😀 order 77777.",
+    "my email is jane.doe@example.com and order A-7781",
+    "   leading spaces 55555   ",
+    "return the blue running shoes from order 55821 " + "because they did not fit at all " * 12 + "order 31313",
+]
+
+
+def annotate(text: str):
+    patterns = {"order_id": r"(?<![\w-])(?:A-)?\d{4,6}\b", "email": r"\S+@\S+\.com", "product": r"blue running shoes"}
+    found = [
+        {"start": m.start(), "end": m.end(), "value": m.group(), "entity": entity}
+        for entity, pattern in patterns.items()
+        for m in re.finditer(pattern, text)
+    ]
+    return sorted(found, key=lambda a: a["start"])
+
+
+@pytest.fixture(scope="module", params=sorted(TOKENIZERS))
+def tokenizer(request, tmp_path_factory):
+    directory = tmp_path_factory.mktemp(request.param)
+    TOKENIZERS[request.param](directory, TEXTS * 5).save_pretrained(directory)
+    return training.load_tokenizer(str(directory))
+
+
+def test_annotations_round_trip_through_pieces(tokenizer):
+    """Tag the pieces from the annotations, decode them again: the same spans come back."""
+    tags = tag_names(a for text in TEXTS for a in annotate(text))
+    windows = encode_windows(tokenizer, TEXTS, max_length=24, stride=8)
+    assert len(windows.input_ids) > len(TEXTS), "the long text must span several windows"
+    seen = {i: {} for i in range(len(TEXTS))}
+    for offsets, text_index in zip(windows.offsets, windows.text_index):
+        labels = piece_tags(offsets, annotate(TEXTS[text_index]), tags)
+        for offset, label in zip(offsets, labels):
+            if label >= 0:
+                seen[text_index].setdefault(offset, label)
+    for index, text in enumerate(TEXTS):
+        pieces = [(offset, label, 1.0) for offset, label in seen[index].items()]
+        decoded = decode_spans(text, pieces, tags)
+        expected = annotate(text)
+        assert [(e["entity"], e["start"], e["end"], e["value"]) for e in decoded] == [
+            (a["entity"], a["start"], a["end"], a["value"]) for a in expected
+        ]
+
+
+def test_roles_and_groups_are_part_of_the_label():
+    annotation = {"entity": "city", "role": "destination", "group": "1", "start": 0, "end": 5}
+    label = EntityLabel.of(annotation)
+    assert EntityLabel.parse(label.key) == label
+    assert label.as_rasa() == {"entity": "city", "role": "destination", "group": "1"}
+    assert tag_names([annotation, {"entity": "city", "start": 0, "end": 1}]) == [
+        "O", "B-city|destination|1", "I-city|destination|1", "B-city||", "I-city||",
+    ]
+
+
+def test_padding_uses_few_shapes(tokenizer):
+    ids, mask = pad_batch(tokenizer, [[1, 2, 3], [1] * 17])
+    assert ids.shape == mask.shape == (2, 32)
+    assert mask.sum() == 20
