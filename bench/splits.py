@@ -90,8 +90,9 @@ def make_split(
             definition += f" (test capped at {test_per_intent} per intent)"
     else:
         raise ValueError(f"unknown dataset '{name}' (known: {', '.join(DATASETS)})")
-    train = _cap(train, max_train_per_intent)
-    if max_train_per_intent:
+    if name != "snips70":  # SNIPS-70 is a fixed few-shot setting; the cap is for the big sets
+        train = _cap(train, max_train_per_intent)
+    if max_train_per_intent and name != "snips70":
         definition += f"; training capped at {max_train_per_intent} per intent (seeded prefix)"
 
     train_messages = [m for group in train.values() for m in group]

@@ -123,15 +123,24 @@ class BertTritonNLU(GraphComponent, IntentClassifier, EntityExtractorMixin):
     ) -> "BertTritonNLU":
         try:
             with model_storage.read_from(resource) as directory:
-                meta = json.loads((directory / META_FILE).read_text())
-                tokenizer = training.load_tokenizer(str(directory / "tokenizer"))
-                settings = TritonSettings.load()
-                for served in meta.values():
-                    repository.install_version(
-                        directory / "triton", settings.model_repository, served["name"], served["version"]
-                    )
+                try:
+                    return cls._from_directory(config, model_storage, resource, directory)
+                except (ValueError, OSError, KeyError) as error:
+                    raise RuntimeError(f"{cls.__name__} could not load its stored models: {error}") from error
         except ValueError:  # no resource: the component was never trained (e.g. `rasa train core`)
+            logger.debug("%s has no trained models in this Rasa model", cls.__name__)
             return cls(config, model_storage, resource)
+
+    @classmethod
+    def _from_directory(
+        cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource, directory: Path
+    ) -> "BertTritonNLU":
+        """Install the stored versions into the live repository and connect to Triton."""
+        meta = json.loads((directory / META_FILE).read_text())
+        tokenizer = training.load_tokenizer(str(directory / "tokenizer"))
+        settings = TritonSettings.load()
+        for served in meta.values():
+            repository.install_version(directory / "triton", settings.model_repository, served["name"], served["version"])
         client = TritonNLUClient(settings.url, settings.timeout_s)
         models = {task: ServedModel(**served) for task, served in meta.items()}
         for model in models.values():

@@ -13,6 +13,7 @@ import shutil
 import site
 import sys
 import sysconfig
+import tempfile
 from pathlib import Path
 from typing import List, NoReturn, Optional
 
@@ -26,12 +27,17 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 def backend_directory(cache: Path) -> Path:
     """A copy of the bundled backends with the stub for this Python (made once per cache)."""
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    cache.mkdir(parents=True, exist_ok=True)
     backends = cache / f"backends-py{version}"
     stub = backends / "python" / "triton_python_backend_stub"
     if not stub.exists():
-        shutil.rmtree(backends, ignore_errors=True)
-        shutil.copytree(TRITON_DIST / "backends", backends)
-        shutil.copy(get_stub_path(version), stub)
+        staging = Path(tempfile.mkdtemp(prefix="backends-", dir=cache))  # servers may start side by side
+        shutil.copytree(TRITON_DIST / "backends", staging, dirs_exist_ok=True)
+        shutil.copy(get_stub_path(version), staging / "python" / "triton_python_backend_stub")
+        try:
+            staging.rename(backends)
+        except OSError:  # another server finished the same copy first
+            shutil.rmtree(staging, ignore_errors=True)
     return backends
 
 

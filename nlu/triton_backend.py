@@ -10,8 +10,11 @@ import os
 
 import numpy as np
 import torch
+import transformers
 import triton_python_backend_utils as pb_utils
 from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
+
+transformers.logging.disable_progress_bar()
 
 MODEL_CLASSES = {"intent": AutoModelForSequenceClassification, "entities": AutoModelForTokenClassification}
 

@@ -24,6 +24,9 @@ _CHANNEL_ARGS = [
 ]
 
 
+LOAD_TIMEOUT_S = 300.0
+
+
 class TritonUnavailable(RuntimeError):
     """Triton could not answer for a model version."""
 
@@ -50,7 +53,8 @@ class TritonNLUClient:
     def load(self, name: str) -> None:
         """Ask Triton (explicit model control) to (re)load a model with all its versions."""
         try:
-            self._client.load_model(name, client_timeout=max(self.timeout_s, 60.0))
+            # Each version starts a Python stub that imports torch: loading takes far longer than inference.
+            self._client.load_model(name, client_timeout=max(self.timeout_s, LOAD_TIMEOUT_S))
         except InferenceServerException as error:
             raise TritonUnavailable(f"Triton at {self.url} could not load model '{name}': {_reason(error)}") from error
 

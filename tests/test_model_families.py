@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -25,16 +26,27 @@ INTENT_TEMPLATES = {
 }
 
 
-def nlu_yaml(intents) -> str:
+def examples(intents):
+    """(intent, example in Rasa's markup) pairs, order numbers annotated as order_id."""
     rng = random.Random(7)
-    blocks = []
+    pairs = []
     for intent in intents:
-        lines = []
         for template in INTENT_TEMPLATES[intent]:
             for _ in range(4 if "{n}" in template else 2):
-                lines.append(template.format(n=f"[{rng.randint(10000, 999999)}](order_id)"))
-        blocks.append({"intent": intent, "examples": "".join(f"- {line}\n" for line in dict.fromkeys(lines))})
+                pairs.append((intent, template.format(n=f"[{rng.randint(10000, 999999)}](order_id)")))
+    return list(dict.fromkeys(pairs))
+
+
+def nlu_yaml(intents) -> str:
+    blocks = [
+        {"intent": intent, "examples": "".join(f"- {text}\n" for i, text in examples(intents) if i == intent)}
+        for intent in intents
+    ]
     return yaml.safe_dump({"version": "3.1", "nlu": blocks}, sort_keys=False)
+
+
+def plain(text: str) -> str:
+    return re.sub(r"\[(.+?)\]\(order_id\)", r"\1", text)
 
 
 def train(directory: Path, base: Path, intents) -> str:
@@ -66,13 +78,12 @@ def triton_env(triton, monkeypatch):
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_family_trains_serves_and_parses(family, tmp_path, triton_env):
-    corpus = nlu_yaml(INTENT_TEMPLATES).replace("](order_id)", "").replace("[", "").splitlines()
+    corpus = [plain(text) for _, text in examples(INTENT_TEMPLATES)]
     base = make_checkpoint(family, tmp_path / f"tiny-{family}", corpus * 20)
     model = train(tmp_path / "project", base, INTENT_TEMPLATES)
 
-    text = next(line for line in nlu_yaml(INTENT_TEMPLATES).splitlines() if "where is my order [" in line)
-    number = text.split("[")[1].split("]")[0]
-    text = text.lstrip(" -").replace(f"[{number}](order_id)", number)
+    text = plain(next(text for _, text in examples(INTENT_TEMPLATES) if text.startswith("where is my order")))
+    number = text.split()[-1]
     result = parse(model, text)
     assert result["intent"]["name"] == "order_status"
     confidences = [r["confidence"] for r in result["intent_ranking"]]
@@ -84,7 +95,7 @@ def test_family_trains_serves_and_parses(family, tmp_path, triton_env):
 
 def test_each_rasa_model_is_served_by_its_own_version(tmp_path, triton_env):
     """Retraining writes a new Triton version; the older Rasa model still gets the older one."""
-    corpus = nlu_yaml(INTENT_TEMPLATES).replace("](order_id)", "").replace("[", "").splitlines()
+    corpus = [plain(text) for _, text in examples(INTENT_TEMPLATES)]
     base = make_checkpoint("bert", tmp_path / "tiny-versions", corpus * 20)
     old = train(tmp_path / "old", base, ["order_status", "greet"])
     new = train(tmp_path / "new", base, ["order_status", "greet", "cancel_order"])
@@ -92,8 +103,8 @@ def test_each_rasa_model_is_served_by_its_own_version(tmp_path, triton_env):
     name = f"{base.name}_intent"
     versions = sorted(int(p.name) for p in (triton_env.repository / name).iterdir() if p.name.isdigit())
     assert versions == [1, 2]
+
+    assert "cancel_order" in {r["name"] for r in parse(new, "cancel order 555555")["intent_ranking"]}
+    assert {r["name"] for r in parse(old, "cancel order 555555")["intent_ranking"]} == {"order_status", "greet"}
     client = TritonNLUClient(triton_env.url, 5.0)
     assert client.problem(name, 1) is None and client.problem(name, 2) is None
-
-    assert {r["name"] for r in parse(old, "cancel order 555555")["intent_ranking"]} == {"order_status", "greet"}
-    assert "cancel_order" in {r["name"] for r in parse(new, "cancel order 555555")["intent_ranking"]}
