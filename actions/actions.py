@@ -50,100 +50,78 @@ def get_order_id(tracker: Tracker) -> Optional[Text]:
     return order_id
 
 
-class ActionOrderStatus(Action):
+class OrderAction(Action):
+    """An action about one order: it asks for the number when the user gave none."""
+
+    ask_for_order_id = ASK_ORDER_ID
+
+    def run(
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: Dict[Text, Any],
+    ) -> List[Dict[Text, Any]]:
+        order_id = get_order_id(tracker)
+        if order_id is None:
+            dispatcher.utter_message(text=self.ask_for_order_id)
+        else:
+            self.handle(dispatcher, tracker, order_id)
+        return []
+
+    def handle(self, dispatcher: CollectingDispatcher, tracker: Tracker, order_id: Text) -> None:
+        raise NotImplementedError
+
+
+class ActionOrderStatus(OrderAction):
     """Tell the user the status of their order."""
 
     def name(self) -> Text:
         return "action_order_status"
 
-    def run(
-        self,
-        dispatcher: CollectingDispatcher,
-        tracker: Tracker,
-        domain: Dict[Text, Any],
-    ) -> List[Dict[Text, Any]]:
-        """Look up the order id in the demo table and report its status."""
-        order_id = get_order_id(tracker)
-        if order_id is None:
-            dispatcher.utter_message(text=ASK_ORDER_ID)
-            return []
-
+    def handle(self, dispatcher: CollectingDispatcher, tracker: Tracker, order_id: Text) -> None:
         status = DEMO_ORDERS.get(order_id)
         if status is None:
-            dispatcher.utter_message(
-                text=f"I could not find order {order_id}. "
-                "Please double-check the number."
-            )
+            dispatcher.utter_message(text=f"I could not find order {order_id}. Please double-check the number.")
         else:
             dispatcher.utter_message(text=STATUS_MESSAGES[status].format(id=order_id))
-        return []
 
 
-class ActionCancelOrder(Action):
+class ActionCancelOrder(OrderAction):
     """Cancel an order that has not shipped yet."""
 
     def name(self) -> Text:
         return "action_cancel_order"
 
-    def run(
-        self,
-        dispatcher: CollectingDispatcher,
-        tracker: Tracker,
-        domain: Dict[Text, Any],
-    ) -> List[Dict[Text, Any]]:
-        """Cancel the order in the demo table if it is still processing."""
-        order_id = get_order_id(tracker)
-        if order_id is None:
-            dispatcher.utter_message(text=ASK_ORDER_ID)
-            return []
-
+    def handle(self, dispatcher: CollectingDispatcher, tracker: Tracker, order_id: Text) -> None:
         status = DEMO_ORDERS.get(order_id)
         if status is None:
             dispatcher.utter_message(text=f"I could not find order {order_id}.")
         elif status == "processing":
             DEMO_ORDERS[order_id] = "cancelled"
             dispatcher.utter_message(
-                text=f"Order {order_id} has been cancelled. "
-                "Your refund will arrive within 5 business days."
+                text=f"Order {order_id} has been cancelled. Your refund will arrive within 5 business days."
             )
         elif status == "cancelled":
             dispatcher.utter_message(text=f"Order {order_id} is already cancelled.")
         else:
             dispatcher.utter_message(
-                text=f"Order {order_id} has already shipped, so it can't be "
-                "cancelled anymore. You can return it once it arrives."
+                text=f"Order {order_id} has already shipped, so it can't be cancelled anymore. "
+                "You can return it once it arrives."
             )
-        return []
 
 
-class ActionStartReturn(Action):
+class ActionStartReturn(OrderAction):
     """Start a return and hand the user a return reference."""
+
+    ask_for_order_id = 'To start a return, please tell me your order number, for example: "return order 12345".'
 
     def name(self) -> Text:
         return "action_start_return"
 
-    def run(
-        self,
-        dispatcher: CollectingDispatcher,
-        tracker: Tracker,
-        domain: Dict[Text, Any],
-    ) -> List[Dict[Text, Any]]:
-        """Reply with a reference like RET-<order_id>."""
-        order_id = get_order_id(tracker)
-        if order_id is None:
-            dispatcher.utter_message(
-                text="To start a return, please tell me your order number, "
-                "for example: \"return order 12345\"."
-            )
-            return []
-
+    def handle(self, dispatcher: CollectingDispatcher, tracker: Tracker, order_id: Text) -> None:
         product = tracker.get_slot("product")
-        item = f"order {order_id}"
-        if product:
-            item = f"the {product} from {item}"
+        item = f"the {product} from order {order_id}" if product else f"order {order_id}"
         dispatcher.utter_message(
-            text=f"I've started a return for {item}. "
-            f"Your return reference is RET-{order_id}. "
+            text=f"I've started a return for {item}. Your return reference is RET-{order_id}. "
             "A prepaid return label will be sent to your email."
         )
-        return []

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Text
 
@@ -143,8 +144,8 @@ class BertTritonNLU(GraphComponent, IntentClassifier, EntityExtractorMixin):
             repository.install_version(directory / "triton", settings.model_repository, served["name"], served["version"])
         client = TritonNLUClient(settings.url, settings.timeout_s)
         models = {task: ServedModel(**served) for task, served in meta.items()}
-        for model in models.values():
-            _make_ready(client, model)
+        with ThreadPoolExecutor(max_workers=len(models)) as pool:  # each model's stub starts in parallel
+            list(pool.map(lambda model: _make_ready(client, model), models.values()))
         parser = Parser(
             tokenizer,
             client,

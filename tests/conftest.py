@@ -71,7 +71,7 @@ class Triton:
 
     def stop(self) -> None:
         if self.supervisor:
-            self.supervisor.stop()
+            self.supervisor.stop(grace_s=5)  # a test server need not drain; its group is killed after
             self.supervisor = None
 
 

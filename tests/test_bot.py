@@ -65,7 +65,8 @@ def test_conversation_over_rest_runs_the_action_server(bot_servers):
 
 
 def test_rasa_test_nlu_scores_our_intents_and_entities(trained_bot, triton, tmp_path):
-    rasa("test", "nlu", "--nlu", "data/nlu.yml", "--model", str(trained_bot.model), "--out", str(tmp_path), cwd=trained_bot.project)
+    rasa("test", "nlu", "--nlu", "data/nlu.yml", "--model", str(trained_bot.model), "--out", str(tmp_path), "--no-plot",
+         cwd=trained_bot.project)
     intents = json.loads((tmp_path / "intent_report.json").read_text())
     entities = json.loads((tmp_path / "BertTritonNLU_report.json").read_text())
     assert intents["accuracy"] > 0.9
