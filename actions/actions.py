@@ -4,6 +4,7 @@ Order data is a tiny in-memory demo table; a later issue replaces it with a
 real order backend.
 """
 
+from abc import ABCMeta, abstractmethod
 from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Action, Tracker
@@ -50,8 +51,11 @@ def get_order_id(tracker: Tracker) -> Optional[Text]:
     return order_id
 
 
-class OrderAction(Action):
-    """An action about one order: it asks for the number when the user gave none."""
+class OrderAction(Action, metaclass=ABCMeta):
+    """An action about one order: it asks for the number when the user gave none.
+
+    Abstract, so that the action server registers only its subclasses.
+    """
 
     ask_for_order_id = ASK_ORDER_ID
 
@@ -68,8 +72,9 @@ class OrderAction(Action):
             self.handle(dispatcher, tracker, order_id)
         return []
 
+    @abstractmethod
     def handle(self, dispatcher: CollectingDispatcher, tracker: Tracker, order_id: Text) -> None:
-        raise NotImplementedError
+        """Answer about the order `order_id`."""
 
 
 class ActionOrderStatus(OrderAction):
