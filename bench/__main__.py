@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Callable, List, Optional, Tuple
@@ -97,6 +98,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         argv=list(argv),
     )
     progress = Progress()
+    # SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so Triton and the Rasa servers are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     results = run(options, progress)
     results["results_file"] = _shown(options.out / "results.json")
     progress(f"wrote {report.write_json(results, options.out)}")
