@@ -12,7 +12,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export TOKENIZERS_PARALLELISM := false
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: help setup train run shell triton test bench clean
+.PHONY: help setup system-deps train run shell triton test bench clean
 
 help:
 	@echo "make run    set up, train if the data changed, start Triton + actions + Rasa, print where to chat"
@@ -44,7 +44,11 @@ shell: setup
 triton: setup
 	$(PY) -m bot triton
 
-test: setup
+# Debian packages the suite needs (Chromium, PostgreSQL); installs only what is missing.
+system-deps:
+	@scripts/system-deps.sh
+
+test: setup system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: setup
