@@ -1,0 +1,273 @@
+"""What the assistant may do in the shop, each as one transaction that is safe to repeat.
+
+Every operation verifies the customer (order number and the order's email), answers with plain
+data (no database objects leave this module) and raises a `ShopError` whose message can be shown
+to the customer as it is. Repeating a write finds the first one's result instead of doing it twice.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from datetime import date
+from typing import Callable, Optional, Tuple, TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from actions.db import transaction
+from actions.models import CANCELLED, DELIVERED, PROCESSING, Order, Refund, Return, Ticket, dollars, reference
+
+RETURN_WINDOW_DAYS = 30
+
+
+class ShopError(Exception):
+    """A request the shop cannot fulfil; the message is written for the customer."""
+
+
+class OrderNotFound(ShopError):
+    pass
+
+
+class EmailMismatch(ShopError):
+    pass
+
+
+class NotAllowed(ShopError):
+    """The order is in a state that does not allow the change (shipped, too late to return...)."""
+
+
+class BackendUnavailable(ShopError):
+    """The database failed; the customer should try again later or ask for a person."""
+
+
+@dataclass(frozen=True)
+class OrderInfo:
+    number: str
+    status: str
+    customer_name: str
+    email: str
+    placed_on: date
+    shipped_on: Optional[date]
+    delivered_on: Optional[date]
+    expected_on: Optional[date]
+    shipping_address: str
+    carrier: Optional[str]
+    tracking_number: Optional[str]
+    products: Tuple[str, ...]
+    total: str  # "$76.00"
+    returns: Tuple[str, ...]  # "RET-10001 (toaster, requested)"
+    refunds: Tuple[str, ...]  # "$45.00 pending"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of a write; `done_now` is False when an earlier identical request already did it."""
+
+    reference: str
+    done_now: bool
+    detail: str = ""
+
+
+T = TypeVar("T")
+
+
+def _backend(operation: Callable[..., T]) -> Callable[..., T]:
+    """Turn database failures into BackendUnavailable, which the actions answer politely."""
+
+    @functools.wraps(operation)
+    def wrapper(*args, **kwargs) -> T:
+        try:
+            return operation(*args, **kwargs)
+        except SQLAlchemyError as error:
+            raise BackendUnavailable(
+                f"The shop's database failed during {operation.__name__}: {error.__class__.__name__}: {error}"
+            ) from error
+
+    return wrapper
+
+
+def _first(value: object) -> str:
+    """A slot filled from several entities holds a list; the first is what the user meant."""
+    if isinstance(value, list):
+        value = value[0] if value else None
+    return str(value or "")
+
+
+def normalize_order_number(value: object) -> Optional[str]:
+    """"#a-7781 " -> "A-7781"; None for nothing usable."""
+    cleaned = re.sub(r"\s+", "", _first(value)).lstrip("#").upper()
+    return cleaned or None
+
+
+def normalize_email(value: object) -> Optional[str]:
+    cleaned = _first(value).strip().strip(".,;<>").lower()
+    return cleaned if re.fullmatch(r"[^@\s]+@[^@\s]+\.[a-z]{2,}", cleaned) else None
+
+
+def _order(session: Session, number: str) -> Order:
+    order = session.get(Order, number)
+    if order is None:
+        raise OrderNotFound(f"I couldn't find an order with the number {number}.")
+    return order
+
+
+def _verified(session: Session, number: str, email: str) -> Order:
+    order = _order(session, number)
+    if order.customer.email.lower() != (email or "").strip().lower():
+        raise EmailMismatch(f"That email address doesn't match the one on order {number}.")
+    return order
+
+
+def _info(order: Order) -> OrderInfo:
+    return OrderInfo(
+        number=order.number,
+        status=order.status,
+        customer_name=order.customer.name,
+        email=order.customer.email,
+        placed_on=order.placed_on,
+        shipped_on=order.shipped_on,
+        delivered_on=order.delivered_on,
+        expected_on=order.expected_on,
+        shipping_address=order.shipping_address,
+        carrier=order.carrier,
+        tracking_number=order.tracking_number,
+        products=tuple(item.product for item in order.items),
+        total=dollars(order.total_cents),
+        returns=tuple(f"{r.reference} ({r.item.product}, {r.status})" for r in order.returns),
+        refunds=tuple(f"{dollars(r.amount_cents)} {r.status.replace('_', ' ')}" for r in order.refunds),
+    )
+
+
+@_backend
+def order_exists(number: str) -> bool:
+    with transaction() as session:
+        return session.get(Order, number) is not None
+
+
+@_backend
+def verify(number: str, email: str) -> OrderInfo:
+    """The order, if `email` is the one it was placed with."""
+    with transaction() as session:
+        return _info(_verified(session, number, email))
+
+
+def cancellation_problem(order: OrderInfo) -> Optional[str]:
+    if order.status == PROCESSING:
+        return None
+    if order.status == CANCELLED:
+        return f"Order {order.number} is already cancelled."
+    return (
+        f"Order {order.number} has already shipped, so it can't be cancelled anymore. "
+        "Once it arrives you can return it for a refund."
+    )
+
+
+def address_change_problem(order: OrderInfo) -> Optional[str]:
+    if order.status == PROCESSING:
+        return None
+    if order.status == CANCELLED:
+        return f"Order {order.number} is cancelled, so there is no delivery to change."
+    return (
+        f"Order {order.number} has already shipped, so I can't change its address anymore. "
+        "The carrier's tracking page may let you redirect the parcel."
+    )
+
+
+def return_problem(order: OrderInfo, today: Optional[date] = None) -> Optional[str]:
+    today = today or date.today()
+    if order.status != DELIVERED or order.delivered_on is None:
+        return (
+            f"Order {order.number} hasn't been delivered yet ({order.status}), so it can't be returned yet. "
+            + ("You can still cancel it instead." if order.status == PROCESSING else "")
+        ).strip()
+    if (today - order.delivered_on).days > RETURN_WINDOW_DAYS:
+        return (
+            f"Order {order.number} was delivered on {order.delivered_on:%B %d, %Y}, more than "
+            f"{RETURN_WINDOW_DAYS} days ago, so it's outside our return window."
+        )
+    return None
+
+
+def match_product(products: Tuple[str, ...], wanted: str) -> Optional[str]:
+    """The order's product that the customer's words name ("the shoes" -> "blue running shoes")."""
+    words = _words(wanted)
+    scored = [(len(words & _words(product)), product) for product in products]
+    best = max(scored, default=(0, None))
+    return best[1] if best[0] > 0 and [s for s, _ in scored].count(best[0]) == 1 else None
+
+
+_FILLER = {"the", "a", "an", "my", "of", "from", "for", "one", "pair", "set", "this", "that", "it", "i", "order"}
+
+
+def _words(text: str) -> set:
+    return {w.rstrip("s") for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in _FILLER}
+
+
+@_backend
+def cancel_order(number: str, email: str) -> Outcome:
+    with transaction() as session:
+        order = _verified(session, number, email)
+        if order.status == CANCELLED:
+            refund = order.refunds[-1].amount_cents if order.refunds else order.total_cents
+            return Outcome(order.number, False, dollars(refund))
+        problem = cancellation_problem(_info(order))
+        if problem:
+            raise NotAllowed(problem)
+        order.status = CANCELLED
+        order.refunds.append(Refund(amount_cents=order.total_cents, status="pending"))
+        return Outcome(order.number, True, dollars(order.total_cents))
+
+
+@_backend
+def start_return(number: str, email: str, product: str, reason: str, today: Optional[date] = None) -> Outcome:
+    with transaction() as session:
+        order = _verified(session, number, email)
+        info = _info(order)
+        problem = return_problem(info, today)
+        if problem:
+            raise NotAllowed(problem)
+        name = match_product(info.products, product)
+        item = next((item for item in order.items if item.product == name), None)
+        if item is None:
+            raise NotAllowed(f"Order {number} has no item called '{product}'. It contains: {', '.join(info.products)}.")
+        existing = session.scalars(select(Return).filter_by(item_id=item.id)).one_or_none()
+        if existing is not None:
+            return Outcome(existing.reference, False, item.product)
+        created = Return(order=order, item=item, reason=reason.strip())
+        session.add(created)
+        session.flush()
+        created.reference = reference("RET", created.id)
+        session.add(Refund(order=order, return_id=created.id, amount_cents=item.price_cents * item.quantity,
+                           status="awaiting_return"))
+        return Outcome(created.reference, True, item.product)
+
+
+@_backend
+def change_address(number: str, email: str, address: str) -> Outcome:
+    with transaction() as session:
+        order = _verified(session, number, email)
+        if " ".join(order.shipping_address.split()) == " ".join(address.split()):
+            return Outcome(order.number, False, order.shipping_address)
+        problem = address_change_problem(_info(order))
+        if problem:
+            raise NotAllowed(problem)
+        order.shipping_address = " ".join(address.split())
+        return Outcome(order.number, True, order.shipping_address)
+
+
+@_backend
+def open_ticket(conversation_id: str, summary: str, email: Optional[str] = None, order_number: Optional[str] = None) -> Outcome:
+    """A ticket for a person to pick up; the conversation's open ticket if it already has one."""
+    with transaction() as session:
+        existing = session.scalars(select(Ticket).filter_by(conversation_id=conversation_id, status="open")).first()
+        if existing is not None:
+            return Outcome(existing.reference, False)
+        ticket = Ticket(conversation_id=conversation_id, summary=summary, email=email, order_number=order_number)
+        session.add(ticket)
+        session.flush()
+        ticket.reference = reference("TCK", ticket.id)
+        return Outcome(ticket.reference, True)
+
