@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 FALLBACK_INTENT = "nlu_fallback"  # Rasa's own name, answered by the fallback rule
 META_FILE = "meta.json"
+MODEL_VERSIONS = "nlu_model_versions"  # parse-result key: the Triton model versions that answered
 _WARN_EVERY_S = 30.0
 
 
@@ -171,6 +172,7 @@ class BertTritonNLU(GraphComponent, IntentClassifier, EntityExtractorMixin):
             return messages
         for message, parse in zip(to_parse, parses):
             self._set(message, parse.intent_ranking, parse.entities)
+            message.set(MODEL_VERSIONS, self._parser.versions, add_to_output=True)
         return messages
 
     def process_training_data(self, training_data: TrainingData) -> TrainingData:

@@ -53,6 +53,11 @@ class Parser:
         self.ranking_length = ranking_length
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="triton-entities")
 
+    @property
+    def versions(self) -> Dict[str, int]:
+        """The version of each Triton model this parser asks, by model name."""
+        return {model.name: model.version for model in (self.intent_model, self.entity_model) if model}
+
     def parse(self, texts: Sequence[str]) -> List[Parse]:
         """One batched request per model for all texts, both models at once; raises TritonUnavailable.
 

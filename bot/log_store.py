@@ -1,0 +1,162 @@
+"""The conversation log: Rasa's SQL tracker store, redacting personal data before it is saved.
+
+`rasa run` creates the store from the `tracker_store:` section of endpoints.yml (a SQLite file by
+default, PostgreSQL or any SQLAlchemy database by URL; $LOG_STORE_URL overrides it) and keeps every
+event of every conversation, so a restarted bot continues each conversation where it stopped.
+The review export and the report read the same database back with `read_events`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
+
+import sqlalchemy as sa
+from rasa.core.tracker_store import SQLTrackerStore
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import Event
+from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.utils.io import read_config_file
+
+from bot.redaction import Redactor
+
+URL_VARIABLE = "LOG_STORE_URL"
+DEFAULT_DB = "logs/conversations.db"
+EVENTS = SQLTrackerStore.SQLEvent.__table__
+
+
+class LogStoreError(RuntimeError):
+    """The log store cannot be configured or opened."""
+
+
+def database_url(
+    url: Optional[str] = None,
+    dialect: str = "sqlite",
+    db: str = DEFAULT_DB,
+    port: Optional[int] = None,
+    username: Optional[str] = None,
+    password: Optional[str] = None,
+    query: Optional[Dict[str, Any]] = None,
+) -> str:
+    """The SQLAlchemy URL as Rasa builds it: `url` ($LOG_STORE_URL first) is a whole URL, or the host
+    for dialect, db, port, username, password; with neither it is the SQLite file `db`."""
+    host = os.environ.get(URL_VARIABLE) or url
+    built = SQLTrackerStore.get_db_url(dialect, host, port, db, username, password, query=query)
+    return built if isinstance(built, str) else built.render_as_string(hide_password=False)
+
+
+@dataclass(frozen=True)
+class LogStoreSettings:
+    """Where the log is and how it is redacted, as `rasa run` reads them from endpoints.yml."""
+
+    url: str
+    redactor: Redactor
+
+    @classmethod
+    def load(cls, endpoints: str, url: Optional[str] = None) -> "LogStoreSettings":
+        """The `tracker_store:` section of `endpoints` (with ${VARIABLES} substituted, as rasa run
+        does); `url` (e.g. from --url) overrides its database."""
+        path = Path(endpoints)
+        section = (read_config_file(str(path)) if path.is_file() else {}).get("tracker_store") or {}
+        keys = ("url", "dialect", "db", "port", "username", "password", "query")
+        return cls(
+            url or database_url(**{key: section[key] for key in keys if key in section}),
+            Redactor.from_config(section.get("redact", True), section.get("extra_patterns")),
+        )
+
+
+class RedactingSQLTrackerStore(SQLTrackerStore):
+    """`SQLTrackerStore` that replaces emails, phone and card numbers in message texts by placeholders.
+
+    Only the saved copy is redacted: the turn in progress (slot mappings, forms, custom actions)
+    sees what the user typed, and slot values are saved as set, so a flow that asked for an email
+    can use it in later turns. Configured in endpoints.yml:
+
+        tracker_store:
+          type: bot.log_store.RedactingSQLTrackerStore
+          db: logs/conversations.db    # SQLite file; or url: postgresql://user:pw@host/db
+          redact: true                 # false keeps texts as typed
+          extra_patterns: {IBAN: "..."}  # more placeholders: name -> regex
+    """
+
+    def __init__(
+        self,
+        domain: Optional[Domain] = None,
+        host: Optional[str] = None,
+        dialect: str = "sqlite",
+        db: str = DEFAULT_DB,
+        redact: bool = True,
+        extra_patterns: Optional[Mapping[str, str]] = None,
+        **kwargs: Any,
+    ) -> None:
+        self.redactor = Redactor.from_config(redact, extra_patterns)
+        url = os.environ.get(URL_VARIABLE) or host
+        if not url and dialect == "sqlite":
+            Path(db).parent.mkdir(parents=True, exist_ok=True)  # SQLite creates the file, not its folder
+        try:
+            super().__init__(domain, dialect=dialect, host=url, db=db, **kwargs)
+        except (ImportError, AttributeError) as error:
+            # Rasa would quietly fall back to an in-memory store (and lose every conversation) on these.
+            raise LogStoreError(f"Cannot open the log store configured in endpoints.yml (tracker_store): {error}") from error
+
+    def _additional_events(self, session: Any, tracker: DialogueStateTracker) -> Iterator[Event]:
+        """The new events, as SQLTrackerStore.save serialises them, with message texts redacted."""
+        for event in super()._additional_events(session, tracker):
+            data = event.as_dict()
+            redacted = self.redactor.redact_event(data)
+            yield event if redacted is data else Event.from_parameters(redacted)
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    sender_id: str
+    data: Dict[str, Any]
+
+    @property
+    def type(self) -> str:
+        return self.data.get("event", "")
+
+    @property
+    def timestamp(self) -> float:
+        return float(self.data.get("timestamp") or 0.0)
+
+
+def read_events(
+    url: str,
+    since: Optional[float] = None,
+    until: Optional[float] = None,
+    senders: Optional[Sequence[str]] = None,
+    types: Optional[Sequence[str]] = None,
+) -> List[StoredEvent]:
+    """Stored events in the order they happened, optionally in [since, until) and of some senders/types."""
+    query = sa.select(EVENTS.c.sender_id, EVENTS.c.data).order_by(EVENTS.c.id)
+    if since is not None:
+        query = query.where(EVENTS.c.timestamp >= since)
+    if until is not None:
+        query = query.where(EVENTS.c.timestamp < until)
+    if senders is not None:
+        query = query.where(EVENTS.c.sender_id.in_(list(senders)))
+    if types is not None:
+        query = query.where(EVENTS.c.type_name.in_(list(types)))
+    location = sa.engine.make_url(url)
+    if location.get_backend_name() == "sqlite" and not Path(location.database or "").is_file():
+        raise LogStoreError(
+            f"There is no conversation log at {location.database!r}: the bot writes it (tracker_store in "
+            "endpoints.yml) relative to the directory it runs in. Run this there, or name the log with --url."
+        )
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(query).all()
+    except sa.exc.SQLAlchemyError as error:
+        raise LogStoreError(
+            f"Cannot read the conversation log at {location!r}: {error.__class__.__name__}: "
+            f"{getattr(error, 'orig', error)}. Check tracker_store in endpoints.yml, $LOG_STORE_URL or --url, "
+            "and that the bot has logged conversations there."
+        ) from error
+    finally:
+        engine.dispose()
+    return [StoredEvent(sender_id, json.loads(data)) for sender_id, data in rows]

@@ -1,0 +1,458 @@
+"""The conversation log end to end, on SQLite and on a real PostgreSQL: REST conversations with a
+real Triton go into the redacting SQL tracker store, every event is kept across a restart of Rasa,
+the review export lists the least confident messages first, and a reviewed export dropped into
+data/ retrains a model that gives the corrected intents.
+
+A small bot of three intents keeps `rasa train` (twice) cheap; it runs with this project's
+pipeline and log store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional
+
+import httpx
+import pytest
+import sqlalchemy as sa
+import yaml
+
+from bot.redaction import Redactor
+from bot.supervisor import Service, Supervisor
+from tests.conftest import BIN, FAST_NLU, ROOT, free_port, rasa, write_project
+from tests.postgres import PostgresServer
+
+BACKENDS = ["sqlite", "postgresql"]
+SENDER = "alice"
+EMAIL, CARD, PHONE = "jane.doe@example.com", "4111 1111 1111 1111", "+1 555 123 4567"
+PRIVATE = f"my email is {EMAIL}, card {CARD}, call me on {PHONE}"
+# Texts no intent of the small bot covers; the reviewer files each backend's family under an intent.
+FAMILIES = {
+    "sqlite": (["zebra umbrella violin", "zebra umbrella garden", "zebra umbrella rocket"], "goodbye"),
+    "postgresql": (["purple tractor pillow", "purple tractor lantern", "purple tractor meadow"], "greet"),
+}
+
+DOMAIN = {
+    "version": "3.1",
+    "intents": ["greet", "goodbye", "order_status"],
+    "entities": ["order_id"],
+    "slots": {"order_id": {"type": "text", "influence_conversation": False,
+                           "mappings": [{"type": "from_entity", "entity": "order_id"}]}},
+    "responses": {
+        "utter_greet": [{"text": "Hello! How can I help?"}],
+        "utter_goodbye": [{"text": "Goodbye!"}],
+        "utter_order_status": [{"text": "Order {order_id} is on its way."}],
+        "utter_default": [{"text": "Sorry, I didn't get that."}],
+    },
+    "session_config": {"session_expiration_time": 60, "carry_over_slots_to_new_session": True},
+}
+NLU = """version: "3.1"
+nlu:
+- intent: greet
+  examples: |
+    - hi
+    - hello
+    - hey
+    - hello there
+    - good morning
+    - good evening
+    - hey there
+    - hi bot
+    - greetings
+    - howdy
+- intent: goodbye
+  examples: |
+    - bye
+    - goodbye
+    - see you later
+    - see you
+    - bye bye
+    - good night
+    - talk to you later
+    - farewell
+    - have a nice day
+    - cya
+- intent: order_status
+  examples: |
+    - where is my order 12345
+    - what is the status of order 55821
+    - has my order 98765 shipped
+    - track order 100234
+    - when will order 44512 arrive
+    - where is my package
+    - my order hasn't arrived
+    - order status please
+    - can you check my order 77310
+    - is order 23456 on its way
+"""
+RULES = {"version": "3.1", "rules": [
+    {"rule": f"answer {intent}", "steps": [{"intent": intent}, {"action": action}]}
+    for intent, action in [("greet", "utter_greet"), ("goodbye", "utter_goodbye"),
+                           ("order_status", "utter_order_status"), ("nlu_fallback", "utter_default")]
+]}
+
+
+@dataclass
+class Chat:
+    """One backend's conversation: what was said, and the tracker before and after Rasa restarted."""
+
+    url: str  # the database
+    endpoints: str  # the project's endpoints file naming it
+    sent: List[str]
+    replies: List[str]
+    before_restart: List[dict]
+    after_restart: List[dict]
+    reply_after_restart: List[str]
+    events: List[dict]  # the whole conversation, as Rasa's API shows it at the end
+
+
+@dataclass
+class SmallBot:
+    project: Path
+    model: Path
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresServer]:
+    server = PostgresServer(free_port()).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def small_bot(tmp_path_factory, triton) -> SmallBot:
+    """Three intents, no entity annotations (one model to fine-tune), the project's NLU pipeline and
+    rules only: `rasa train` takes about a minute."""
+    nlu = {**FAST_NLU, "validation_fraction": 0.0}  # every example is learnt, reviewed ones included
+    project = write_project(tmp_path_factory.mktemp("log-store-bot"), triton, nlu, policies=[{"name": "RulePolicy"}])
+    config = yaml.safe_load((project / "config.yml").read_text())
+    for component in config["pipeline"]:
+        if component["name"] == "FallbackClassifier":
+            component["threshold"] = 0.7  # unknown texts fall back, so the export has some
+    (project / "config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    endpoints = yaml.safe_load((project / "endpoints.yml").read_text())
+    endpoints["triton"]["timeout"] = 20.0  # two Rasa servers share the CPU: a slow answer must not fall back
+    (project / "endpoints.yml").write_text(yaml.safe_dump(endpoints, sort_keys=False))
+    (project / "domain.yml").write_text(yaml.safe_dump(DOMAIN, sort_keys=False))
+    (project / "credentials.yml").write_text("rest:\n")
+    for path in (project / "data").iterdir():
+        path.unlink()
+    (project / "data" / "nlu.yml").write_text(NLU)
+    (project / "data" / "rules.yml").write_text(yaml.safe_dump(RULES, sort_keys=False))
+    rasa("train", "--fixed-model-name", "small", cwd=project)
+    return SmallBot(project, project / "models" / "small.tar.gz")
+
+
+def endpoints_for(project: Path, backend: str, url: str) -> str:
+    """The project's endpoints with this repository's tracker_store section; PostgreSQL by URL,
+    SQLite as configured (logs/conversations.db in the project)."""
+    endpoints = yaml.safe_load((project / "endpoints.yml").read_text())
+    endpoints["tracker_store"] = dict(yaml.safe_load((ROOT / "endpoints.yml").read_text())["tracker_store"])
+    if backend == "postgresql":
+        endpoints["tracker_store"]["url"] = url
+    name = f"endpoints-{backend}.yml"
+    (project / name).write_text(yaml.safe_dump(endpoints))
+    return name
+
+
+@pytest.fixture(scope="module")
+def chats(small_bot, postgres, tmp_path_factory) -> Dict[str, Chat]:
+    """For each backend: a REST conversation, Rasa stopped and started again, and one more message.
+
+    The PostgreSQL conversation starts once the SQLite one's Rasa is up (Triton has loaded the model
+    by then); from there the two run side by side, which saves a Rasa start-up's worth of time."""
+    urls = {"sqlite": f"sqlite:///{small_bot.project / 'logs' / 'conversations.db'}",
+            "postgresql": postgres.database("conversations")}
+    logs = {backend: tmp_path_factory.mktemp(f"logs-{backend}") for backend in urls}
+    first_up = threading.Event()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        first = pool.submit(chat_across_a_restart, small_bot, "sqlite", urls["sqlite"], logs["sqlite"], first_up)
+        while not first_up.wait(1) and not first.done():
+            pass
+        second = pool.submit(chat_across_a_restart, small_bot, "postgresql", urls["postgresql"], logs["postgresql"])
+        return {"sqlite": first.result(), "postgresql": second.result()}
+
+
+def chat_across_a_restart(bot: SmallBot, backend: str, url: str, log_dir: Path, up: Optional[threading.Event] = None) -> Chat:
+    endpoints = endpoints_for(bot.project, backend, url)
+    port = free_port()
+    rasa_url = f"http://localhost:{port}"
+    env = {key: value for key, value in os.environ.items() if key != "LOG_STORE_URL"}
+    rasa_server = Service(
+        f"rasa-{backend}",
+        [str(BIN / "rasa"), "run", "--enable-api", "-m", str(bot.model), "--port", str(port),
+         "--endpoints", endpoints, "--credentials", "credentials.yml"],
+        f"{rasa_url}/status", env={**env, "RASA_TELEMETRY_ENABLED": "false"}, cwd=bot.project,
+    )
+    family, _ = FAMILIES[backend]
+    sent = ["hi", "hello friend", "where is my order 12345?", PRIVATE, *family, "  " + family[0].upper() + " ",
+            '/order_status{"order_id": "12345"}']
+    supervisor = Supervisor(log_dir)
+    try:
+        supervisor.start(rasa_server, timeout_s=300)
+        if up:
+            up.set()
+        replies = [text for message in sent for text in say(rasa_url, message)]
+        before = tracker_events(rasa_url)
+        supervisor.stop()
+        supervisor.start(rasa_server, timeout_s=300)
+        after = tracker_events(rasa_url)
+        reply_after = say(rasa_url, "/order_status")
+        events = tracker_events(rasa_url)
+    finally:
+        supervisor.stop()
+    return Chat(url, endpoints, sent + ["/order_status"], replies, before, after, reply_after, events)
+
+
+def say(rasa_url: str, text: str) -> List[str]:
+    response = httpx.post(f"{rasa_url}/webhooks/rest/webhook", json={"sender": SENDER, "message": text}, timeout=60)
+    response.raise_for_status()
+    return [message.get("text", "") for message in response.json()]
+
+
+def tracker_events(rasa_url: str) -> List[dict]:
+    response = httpx.get(f"{rasa_url}/conversations/{SENDER}/tracker", params={"include_events": "ALL"}, timeout=60)
+    response.raise_for_status()
+    return response.json()["events"]
+
+
+def stored_rows(url: str) -> List[dict]:
+    """Every stored event of the conversation, straight from the database."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(sa.text("SELECT data FROM events WHERE sender_id = :s ORDER BY id"), {"s": SENDER})
+            return [json.loads(data) for (data,) in rows]
+    finally:
+        engine.dispose()
+
+
+def bot_cli(*args: str, cwd: Path) -> str:
+    """`python -m bot ...` in the project, as a user runs it."""
+    env = {key: value for key, value in os.environ.items() if key != "LOG_STORE_URL"}
+    result = subprocess.run([sys.executable, "-m", "bot", *args], cwd=cwd, env={**env, "PYTHONPATH": str(ROOT)},
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, f"python -m bot {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    assert not result.stderr.strip(), result.stderr[-3000:]  # quiet: no warnings, no log noise
+    return result.stdout
+
+
+def export(chat: Chat, project: Path, out: Path, *extra: str) -> str:
+    today = date.today().isoformat()
+    bot_cli("--endpoints", chat.endpoints, "export", "--since", today, "--until", today, "--out", str(out), *extra, cwd=project)
+    return out.read_text()
+
+
+def examples(review_yaml: str) -> List[tuple]:
+    """(intent, annotated text, confidence, fallback) of each example, in file order."""
+    found, intent = [], None
+    for line in review_yaml.splitlines():
+        if line.startswith("- intent: "):
+            intent = line.split()[2]
+        match = re.match(r'  - text: (".*")  # ([\d.]+)(, fallback)?', line)
+        if match:
+            found.append((intent, json.loads(match.group(1)), float(match.group(2)), bool(match.group(3))))
+    return found
+
+
+@pytest.fixture(scope="module")
+def reviews(chats, small_bot, tmp_path_factory) -> Dict[str, str]:
+    """Each backend's review export of today, written by `python -m bot export`."""
+    out = tmp_path_factory.mktemp("reviews")
+    return {backend: export(chat, small_bot.project, out / f"review-{backend}.yml") for backend, chat in chats.items()}
+
+
+@pytest.mark.parametrize("text, stored", [
+    ("mail me: Jane.Doe+shop@mail.example.co.uk.", "mail me: [EMAIL]."),
+    ("card 4111-1111-1111-1111 or 5500 0000 0000 0004", "card [CARD] or [CARD]"),
+    ("not a card: 4111 1111 1111 1112", "not a card: 4111 1111 1111 1112"),  # fails the Luhn check
+    ("call (555) 123-4567, +44 20 7946 0958 or 0170 1234567", "call [PHONE], [PHONE] or [PHONE]"),
+    ("order 12345678 on 2024-05-01, order 100234", "order 12345678 on 2024-05-01, order 100234"),
+])
+def test_placeholders_replace_emails_cards_and_phones_but_not_order_numbers_or_dates(text, stored):
+    assert Redactor().redact(text) == stored
+
+
+def test_redaction_can_be_switched_off_or_extended():
+    assert Redactor.from_config(redact=False).redact(PRIVATE) == PRIVATE
+    extended = Redactor.from_config(extra_patterns={"iban": r"\bDE\d{20}\b"})
+    assert extended.redact(f"IBAN DE89370400440532013000, {EMAIL}") == "IBAN [IBAN], [EMAIL]"
+    with pytest.raises(ValueError, match="extra_patterns.iban"):
+        Redactor.from_config(extra_patterns={"iban": "(unclosed"})
+
+
+def plain(annotated: str) -> str:
+    """An example's text without its entity annotations."""
+    from rasa.shared.nlu.training_data.entities_parser import replace_entities
+
+    return replace_entities(annotated)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_every_event_is_stored_with_its_nlu_result(chats, backend):
+    chat = chats[backend]
+    rows = stored_rows(chat.url)
+    assert [(r["event"], r.get("timestamp")) for r in rows] == [(e["event"], e.get("timestamp")) for e in chat.events]
+    users = [r for r in rows if r["event"] == "user"]
+    assert len(users) == len(chat.sent)
+    assert [r["text"] for r in rows if r["event"] == "bot"] == chat.replies + chat.reply_after_restart
+    typed = [r for r in users if not r["text"].startswith("/")]
+    assert len(typed) == len(chat.sent) - 2
+    for row in typed:
+        parse = row["parse_data"]
+        assert parse["intent"]["name"] and 0 < parse["intent"]["confidence"] <= 1
+        assert len(parse["intent_ranking"]) >= 3
+        assert isinstance(parse["entities"], list)
+        assert set(parse["nlu_model_versions"]) == {"support_nlu_intent"}  # the small bot has no entity model
+        assert isinstance(parse["nlu_model_versions"]["support_nlu_intent"], int)
+        assert row["metadata"]["model_id"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_emails_cards_and_phones_are_stored_as_placeholders(chats, backend):
+    rows = stored_rows(chats[backend].url)
+    private = next(r for r in rows if r["event"] == "user" and "my email is" in r["text"])
+    assert private["text"] == "my email is [EMAIL], card [CARD], call me on [PHONE]"
+    assert private["parse_data"]["text"] == private["text"]
+    messages = json.dumps([r for r in rows if r["event"] in ("user", "bot")])
+    for value in (EMAIL, CARD, CARD.replace(" ", ""), PHONE, "555 123"):
+        assert value not in messages
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_restarted_rasa_continues_the_conversation(chats, backend):
+    chat = chats[backend]
+    assert chat.after_restart == chat.before_restart
+    assert chat.events[: len(chat.before_restart)] == chat.before_restart
+    assert chat.reply_after_restart == ["Order 12345 is on its way."]  # the slot set before the restart
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_slot_filled_from_an_email_survives_save_and_retrieve(backend, postgres, tmp_path):
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import SlotSet, UserUttered
+
+    from bot import story_export
+    from bot.log_store import RedactingSQLTrackerStore, read_events
+
+    url = postgres.database("slots") if backend == "postgresql" else f"sqlite:///{tmp_path / 'slots.db'}"
+    domain = Domain.from_dict({"entities": ["email"], "slots": {
+        "email": {"type": "text", "mappings": [{"type": "from_entity", "entity": "email"}]}}})
+    text = f"it is {EMAIL} for order 12345"
+    entities = [{"entity": "email", "start": 6, "end": 26, "value": EMAIL},
+                {"entity": "order_id", "start": 37, "end": 42, "value": "12345"}]
+
+    async def save_then_retrieve():
+        tracker = await RedactingSQLTrackerStore(domain, host=url).get_or_create_tracker("bob")
+        tracker.update(UserUttered(text, {"name": "inform", "confidence": 0.9}, entities))
+        tracker.update(SlotSet("email", EMAIL))
+        await RedactingSQLTrackerStore(domain, host=url).save(tracker)
+        assert tracker.latest_message.text == text  # the turn in progress keeps what was typed
+        return await RedactingSQLTrackerStore(domain, host=url).retrieve("bob")  # as after a restart
+
+    stored = asyncio.run(save_then_retrieve())
+    assert stored.get_slot("email") == EMAIL
+    assert stored.latest_message.text == "it is [EMAIL] for order 12345"
+    spans = [(e["entity"], e["value"], stored.latest_message.text[e["start"]:e["end"]]) for e in stored.latest_message.entities]
+    assert spans == [("email", "[EMAIL]", "[EMAIL]"), ("order_id", "12345", "12345")]
+    stories = story_export.render(read_events(url), domain, Redactor(), None, None)  # the slot, redacted
+    assert EMAIL not in stories and "- email: '[EMAIL]'" in stories and "[12345](order_id)" in stories
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_review_export_lists_the_least_confident_first(reviews, backend, tmp_path):
+    from rasa.shared.nlu.training_data.loading import load_data
+
+    from bot.review_export import normalized
+
+    review = reviews[backend]
+    found = examples(review)
+    urgency = [(not fallback, confidence) for _, _, confidence, fallback in found]
+    assert urgency[0] == min(urgency)
+    groups: Dict[str, List[tuple]] = {}
+    for intent, *rest in found:
+        groups.setdefault(intent, []).append(tuple(rest))
+    headers = [line.split()[2] for line in review.splitlines() if line.startswith("- intent: ")]
+    assert headers == list(groups)  # one group per predicted intent
+    firsts = [(not members[0][2], members[0][1]) for members in groups.values()]
+    assert firsts == sorted(firsts)
+    for members in groups.values():
+        assert [(not m[2], m[1]) for m in members] == sorted((not m[2], m[1]) for m in members)
+    texts = [plain(text) for _, text, _, _ in found]
+    family, _ = FAMILIES[backend]
+    assert sorted(normalized(t) for t in texts if normalized(t).startswith(family[0][:8])) == sorted(family)  # once each
+    assert "hi" not in texts  # already a training example
+    assert "my email is [EMAIL], card [CARD], call me on [PHONE]" in texts
+    assert EMAIL not in review and "4111" not in review
+    (tmp_path / "review.yml").write_text(review)
+    loaded = load_data(str(tmp_path / "review.yml"))
+    assert len(loaded.intent_examples) == len(found)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_conversations_export_as_test_stories(chats, small_bot, backend, tmp_path):
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.training_data.story_reader.yaml_story_reader import YAMLStoryReader
+
+    stories = export(chats[backend], small_bot.project, tmp_path / "test_chats.yml", "--stories")
+    assert EMAIL not in stories and "4111" not in stories
+    assert "[EMAIL]" in stories
+    reader = YAMLStoryReader(Domain.load(str(small_bot.project / "domain.yml")))
+    steps = reader.read_from_file(tmp_path / "test_chats.yml", skip_validation=False)
+    users = [e for step in steps for e in step.events if type(e).__name__ == "UserUttered"]
+    assert len(users) == len(chats[backend].sent)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_report_counts_conversations_intents_and_confidence(chats, small_bot, backend, tmp_path):
+    chat = chats[backend]
+    bot_cli("report", "--url", chat.url, "--since", date.today().isoformat(), "--out-dir", str(tmp_path), cwd=small_bot.project)
+    report = (tmp_path / "report.md").read_text()
+    typed = len(chat.sent) - 2
+    assert "| conversations (senders) | 1 |" in report
+    assert f"| user messages | {len(chat.sent)} |" in report
+    assert f"| typed (through NLU) | {typed} |" in report
+    assert re.search(rf"\| fallback rate \| [\d.]+% \(\d+ of {typed}\) \|", report)
+    histogram = re.findall(r"\| \d\.\d-\d\.\d \| (\d+) \|", report)
+    assert len(histogram) == 10 and sum(map(int, histogram)) == typed
+    assert (tmp_path / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_reviewed_exports_in_data_retrain_the_corrected_intents(chats, reviews, small_bot, triton, tmp_path, monkeypatch):
+    from rasa.core.agent import Agent
+
+    from bot.review_export import normalized
+
+    project = tmp_path / "project"
+    shutil.copytree(small_bot.project, project, ignore=shutil.ignore_patterns("models", "logs", ".rasa"))
+    for backend in chats:
+        family, corrected = FAMILIES[backend]
+        # The reviewer files the family under the right intent and deletes the rest.
+        reviewed = [text for _, text, _, _ in examples(reviews[backend]) if normalized(plain(text)) in family]
+        assert len(reviewed) == len(family)
+        (project / "data" / f"reviewed-{backend}.yml").write_text(yaml.safe_dump(
+            {"version": "3.1", "nlu": [{"intent": corrected, "examples": "".join(f"- {t}\n" for t in reviewed)}]}))
+    output = rasa("train", "--fixed-model-name", "retrained", cwd=project)
+    assert "Starting to train component 'BertTritonNLU'" in output.stdout + output.stderr
+
+    monkeypatch.setenv("RASA_ENDPOINTS", str(project / "endpoints.yml"))
+    agent = Agent.load(str(project / "models" / "retrained.tar.gz"))
+    for backend, chat in chats.items():
+        family, corrected = FAMILIES[backend]
+        before = {r["text"]: r["parse_data"] for r in stored_rows(chat.url) if r["event"] == "user"}
+        for text in family:
+            result = asyncio.run(agent.parse_message(text))
+            assert result["intent"]["name"] == corrected, (text, result["intent_ranking"][:3])
+            old = next(i["confidence"] for i in before[text]["intent_ranking"] if i["name"] == corrected)
+            assert result["intent"]["confidence"] > old
