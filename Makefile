@@ -6,22 +6,24 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 RASA := $(VENV)/bin/rasa
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha1sum | cut -c1-12)
+WIDGET_BUNDLE := widget/dist/widget.js
 
 export RASA_TELEMETRY_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL := 2
 export TOKENIZERS_PARALLELISM := false
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: help setup system-deps train run shell triton test bench clean
+.PHONY: help setup system-deps train run shell triton telegram test bench clean
 
 help:
 	@echo "make run    set up, train if the data changed, start Triton + actions + Rasa, print where to chat"
 	@echo "make test   set up and run the whole test suite"
 	@echo "make bench  fine-tune and compare against Rasa's DIET pipeline on ../shared/datasets"
 	@echo "make shell  chat in the terminal with the bot that 'make run' serves (second shell)"
+	@echo "make telegram  like make run, and answer in Telegram by polling (needs TELEGRAM_BOT_TOKEN)"
 	@echo "Environment: VENV=$(VENV) (override with VENV=/path)"
 
-setup: $(STAMP)
+setup: $(STAMP) $(WIDGET_BUNDLE)
 
 # Python 3.10 (Rasa 3.6 needs < 3.11), then the exact versions of requirements.lock; never resolves.
 $(STAMP): requirements.lock pyproject.toml scripts/python310.sh
@@ -31,6 +33,12 @@ $(STAMP): requirements.lock pyproject.toml scripts/python310.sh
 	  $(VENV)/bin/uv pip sync --quiet --python $(PY) requirements.lock; \
 	  $(VENV)/bin/uv pip install --quiet --python $(PY) --no-deps -e .; \
 	  rm -f $(VENV)/.installed-*; touch $@
+
+# The web widget as one file (socket.io client included, nothing fetched at run time), rebuilt
+# from widget/src with the versions pinned in widget/package-lock.json when they change.
+$(WIDGET_BUNDLE): widget/package.json widget/package-lock.json $(wildcard widget/src/*)
+	@command -v npm >/dev/null || { echo "Building the chat widget needs Node.js 18+ with npm (e.g. apt-get install nodejs npm)" >&2; exit 1; }
+	cd widget && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
 
 train: setup
 	$(RASA) train
@@ -44,6 +52,9 @@ shell: setup
 triton: setup
 	$(PY) -m bot triton
 
+telegram: setup
+	$(PY) -m bot run --telegram
+
 # Debian packages the suite needs (Chromium, PostgreSQL); installs only what is missing.
 system-deps:
 	@scripts/system-deps.sh
@@ -55,4 +66,4 @@ bench: setup
 	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
-	rm -rf models .rasa .run .triton results
+	rm -rf models .rasa .run .triton results widget/dist

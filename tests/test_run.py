@@ -25,7 +25,7 @@ def listening(port: int) -> bool:
 def test_bot_run_serves_the_bot_and_ctrl_c_stops_everything(trained_bot, tmp_path):
     project = tmp_path / "project"
     shutil.copytree(trained_bot.project, project, ignore=shutil.ignore_patterns("results"))
-    ports = {name: free_port() for name in ("rasa", "actions", "http", "grpc", "metrics")}
+    ports = {name: free_port() for name in ("rasa", "actions", "http", "grpc", "metrics", "widget")}
     endpoints = yaml.safe_load((project / "endpoints.yml").read_text())
     # A fresh, empty model repository: loading the Rasa model must install its own Triton versions.
     endpoints["triton"] = {"url": f"localhost:{ports['grpc']}", "model_repository": "models/triton",
@@ -35,7 +35,8 @@ def test_bot_run_serves_the_bot_and_ctrl_c_stops_everything(trained_bot, tmp_pat
 
     log = open(tmp_path / "run.log", "w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "bot", "run", "--port", str(ports["rasa"]), "--actions-port", str(ports["actions"])],
+        [sys.executable, "-m", "bot", "run", "--port", str(ports["rasa"]), "--actions-port", str(ports["actions"]),
+         "--widget-port", str(ports["widget"])],
         cwd=project, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         env={**os.environ, "RASA_TELEMETRY_ENABLED": "false"},
     )
@@ -48,6 +49,8 @@ def test_bot_run_serves_the_bot_and_ctrl_c_stops_everything(trained_bot, tmp_pat
         assert process.poll() is None, output[-3000:]
         assert "Starting to train component" not in output
         assert f"http://localhost:{ports['rasa']}/webhooks/rest/webhook" in output
+        assert f"Chat in a browser: http://localhost:{ports['widget']}" in output
+        assert "widget.js" in httpx.get(f"http://localhost:{ports['widget']}/", timeout=10).text
 
         result = httpx.post(f"http://localhost:{ports['rasa']}/model/parse", json={"text": "where is my order 12345?"}, timeout=30).json()
         assert result["intent"]["name"] == "order_status"

@@ -1,0 +1,155 @@
+"""The Telegram channel against a local fake of the Bot API (tests/fake_telegram_api.py): webhook
+and polling mode on the real Rasa server, /start, buttons, the secret-token check, malformed and
+unsupported updates, long answers. No test reaches Telegram's servers."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from typing import Optional
+
+import httpx
+import pytest
+import yaml
+
+from bot.telegram_channel import TelegramInput, TelegramOutput
+from bot.telegram_format import split_message, to_markdown_v2
+from bot.telegram_settings import SECRET_HEADER, WEBHOOK_PATH, TelegramSettings
+from tests.conftest import ROOT
+from tests.fake_telegram_api import callback_update, markdown_v2_error, message_update, visible_length
+
+DOMAIN = yaml.safe_load((ROOT / "domain.yml").read_text())
+GREETING = DOMAIN["responses"]["utter_greet"][0]
+FALLBACK_TEXT = DOMAIN["responses"]["utter_default"][0]["text"]
+
+
+def unescape(markdown_v2: str) -> str:
+    return re.sub(r"\\(.)", r"\1", markdown_v2)
+
+
+def post(servers, update, secret: Optional[str] = None) -> httpx.Response:
+    secret = TelegramSettings.from_env(servers.env).secret_token if secret is None else secret
+    body = update if isinstance(update, (bytes, str)) else None
+    return httpx.post(f"{servers.rasa_url}{WEBHOOK_PATH}", content=body, json=None if body else update,
+                      headers={SECRET_HEADER: secret} if secret else {}, timeout=60)
+
+
+def test_start_greets_with_the_buttons_as_an_inline_keyboard(bot_servers, fake_telegram):
+    chat = 7001
+    assert post(bot_servers, message_update(fake_telegram.next_update_id(), chat, "/start")).status_code == 200
+    [greeting] = fake_telegram.sent("sendMessage", chat)
+    assert greeting["parse_mode"] == "MarkdownV2" and unescape(greeting["text"]) == GREETING["text"]
+    keyboard = greeting["reply_markup"]["inline_keyboard"]
+    assert [(row[0]["text"], row[0]["callback_data"]) for row in keyboard] == \
+        [(button["title"], button["payload"]) for button in GREETING["buttons"]]
+
+
+def test_button_press_is_acknowledged_and_its_payload_answered(bot_servers, fake_telegram):
+    chat, payload = 7002, GREETING["buttons"][1]["payload"]
+    update = callback_update(fake_telegram.next_update_id(), chat, payload)
+    assert post(bot_servers, update).status_code == 200
+    assert [c["callback_query_id"] for c in fake_telegram.sent("answerCallbackQuery")
+            if c["callback_query_id"] == update["callback_query"]["id"]]
+    replies = [unescape(m["text"]) for m in fake_telegram.sent("sendMessage", chat)]
+    assert replies and FALLBACK_TEXT not in replies, replies
+
+
+def test_text_message_gets_the_bots_answer(bot_servers, fake_telegram):
+    chat = 7003
+    assert post(bot_servers, message_update(fake_telegram.next_update_id(), chat, "where is my order 12345?")).status_code == 200
+    replies = [unescape(m["text"]) for m in fake_telegram.sent("sendMessage", chat)]
+    assert any("12345" in reply for reply in replies), replies
+
+
+@pytest.mark.parametrize("secret", ["", "wrong-secret"])
+def test_missing_or_wrong_secret_token_is_refused(bot_servers, fake_telegram, secret):
+    chat = 7004
+    answer = post(bot_servers, message_update(fake_telegram.next_update_id(), chat, "hi"), secret=secret)
+    assert answer.status_code == 403 and SECRET_HEADER in answer.json()["error"]
+    assert not fake_telegram.sent("sendMessage", chat)
+
+
+@pytest.mark.parametrize("body", [b"not json", b"[]", b'{"update_id": "7"}', b'{"update_id": 7, "message": "oops"}',
+                                  b'{"update_id": 7, "message": {"message_id": 1}}'])
+def test_malformed_updates_are_rejected_without_breaking_the_bot(bot_servers, body):
+    assert post(bot_servers, body).status_code == 400
+    assert httpx.get(f"{bot_servers.rasa_url}/webhooks/telegram/", timeout=10).json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize("kind, content, answer", [
+    ("message", {"sticker": {"file_id": "s", "file_unique_id": "s", "type": "regular", "width": 1, "height": 1,
+                             "is_animated": False, "is_video": False}}, "only read text"),
+    ("message", {"photo": [{"file_id": "p", "file_unique_id": "p", "width": 1, "height": 1}]}, "only read text"),
+    ("edited_message", {"text": "where is my order 1?"}, "edited a message"),
+    ("my_chat_member", None, None),
+])
+def test_other_updates_get_a_polite_answer_or_are_ignored(bot_servers, fake_telegram, kind, content, answer):
+    update_id = fake_telegram.next_update_id()
+    chat = 8000 + update_id
+    if content is None:
+        update = {"update_id": update_id, kind: {"chat": {"id": chat, "type": "private"}, "date": 1,
+                                                 "from": {"id": chat, "is_bot": False, "first_name": "T"}}}
+    else:
+        update = message_update(update_id, chat, kind=kind, **content)
+    assert post(bot_servers, update).status_code == 200
+    replies = [unescape(m["text"]) for m in fake_telegram.sent("sendMessage", chat)]
+    if answer is None:
+        assert replies == []
+    else:
+        assert len(replies) == 1 and answer in replies[0], replies
+
+
+def test_polling_hands_updates_to_the_running_bot(bot_servers, fake_telegram):
+    chat = 7020
+    fake_telegram.webhook = {"url": "https://example.invalid/hook"}  # polling must remove it first
+    fake_telegram.queue_update(message_update(fake_telegram.next_update_id(), chat, "/start"))
+    poller = subprocess.Popen([sys.executable, "-m", "bot", "telegram", "--rasa-url", bot_servers.rasa_url],
+                              env={**bot_servers.env, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        [greeting] = fake_telegram.wait_for(lambda: fake_telegram.sent("sendMessage", chat), timeout_s=60)
+        assert unescape(greeting["text"]) == GREETING["text"]
+        assert fake_telegram.webhook is None
+        fake_telegram.wait_for(lambda: not fake_telegram.pending_updates())  # confirmed to "Telegram"
+    finally:
+        poller.send_signal(signal.SIGTERM)
+        output = poller.communicate(timeout=30)[0]
+    assert poller.returncode == 0, output
+
+
+def test_polling_without_a_token_says_what_to_set():
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("TELEGRAM_")}
+    result = subprocess.run([sys.executable, "-m", "bot", "telegram"], env=environment, cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "set TELEGRAM_BOT_TOKEN" in result.stderr
+
+
+async def test_long_answers_are_split_into_messages_telegram_accepts(fake_telegram):
+    chat = 7030
+    text = ("Order #12345 (2 items) costs $9.99 - **paid**. See [tracking](https://example.com/t?id=1_2) "
+            "or `code_1` and *soon* {more}! ") * 80
+    settings = TelegramSettings.from_env({"TELEGRAM_BOT_TOKEN": fake_telegram.token, "TELEGRAM_API_URL": fake_telegram.base_url})
+    async with settings.bot() as bot:
+        await TelegramOutput(bot).send_text_with_buttons(str(chat), text, [{"title": "More", "payload": "/more"}])
+    sent = fake_telegram.sent("sendMessage", chat)
+    assert len(sent) == len(split_message(text)) > 1  # the fake refuses > 4096 characters and bad MarkdownV2
+    assert all(visible_length(m["text"]) <= 4096 and markdown_v2_error(m["text"]) is None for m in sent)
+    assert [bool(m.get("reply_markup")) for m in sent] == [False] * (len(sent) - 1) + [True]
+
+
+def test_markdown_becomes_entities_and_everything_else_is_escaped():
+    assert to_markdown_v2("**Order** 1.5 *now* `a_b` [site](https://x.io/a) <script>!") == \
+        r"*Order* 1\.5 _now_ `a_b` [site](https://x.io/a) <script\>\!"
+
+
+async def test_webhook_mode_registers_the_webhook_with_the_secret(fake_telegram):
+    settings = TelegramSettings.from_env({"TELEGRAM_BOT_TOKEN": fake_telegram.token, "TELEGRAM_API_URL": fake_telegram.base_url,
+                                          "TELEGRAM_WEBHOOK_URL": "https://bot.example.com/webhooks/telegram/webhook",
+                                          "TELEGRAM_SECRET_TOKEN": "s3cret_-token"})
+    await TelegramInput(settings).register_webhook()
+    assert fake_telegram.webhook["url"] == settings.webhook_url
+    assert fake_telegram.webhook["secret_token"] == "s3cret_-token"
+    fake_telegram.webhook = None

@@ -1,0 +1,35 @@
+// What survives a page reload: Rasa's session id, the rendered history and whether the panel
+// was open. Kept per server URL so two bots on one site don't mix.
+const MAX_HISTORY = 200;
+
+export class ChatStore {
+  constructor(serverUrl) {
+    this.key = `support-chat:${serverUrl}`;
+    this.state = { sessionId: null, history: [], open: false };
+    try {
+      Object.assign(this.state, JSON.parse(localStorage.getItem(this.key) || "{}"));
+    } catch (error) {
+      // Storage disabled or corrupt: the chat still works, it just won't survive a reload.
+    }
+  }
+
+  get sessionId() { return this.state.sessionId; }
+  get history() { return this.state.history; }
+  get open() { return this.state.open; }
+
+  set sessionId(value) { this.state.sessionId = value; this.save(); }
+  set open(value) { this.state.open = value; this.save(); }
+
+  add(entry) {
+    this.state.history = [...this.state.history, entry].slice(-MAX_HISTORY);
+    this.save();
+  }
+
+  save() {
+    try {
+      localStorage.setItem(this.key, JSON.stringify(this.state));
+    } catch (error) {
+      // Same as above: keep chatting without persistence.
+    }
+  }
+}
