@@ -195,6 +195,20 @@ def test_container_endpoints_agree_with_the_projects():
     assert container["triton"]["model_repository"] == "/models"
     action_url = urlparse(container["action_endpoint"]["url"])
     assert (action_url.hostname, action_url.port, action_url.path) == ("actions", _actions_port(), "/webhook")
+    assert container["tracker_store"] == project["tracker_store"]
+
+
+def test_compose_keeps_the_conversation_log_in_postgres():
+    services = _compose()["services"]
+    url = urlparse(re.sub(r"\$\{[^}]*\}", "secret", services["rasa"]["environment"]["LOG_STORE_URL"]))
+    assert (url.scheme, url.hostname, url.port) == ("postgresql", "postgres", 5432)
+    assert url.path.lstrip("/") == services["postgres"]["environment"]["POSTGRES_DB"]
+    assert url.username == services["postgres"]["environment"]["POSTGRES_USER"]
+    assert services["rasa"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert any(str(v).endswith(":/var/lib/postgresql/data") for v in services["postgres"]["volumes"])
+    log_store = _k8s("Deployment", "rasa")
+    secret = {e["name"]: e.get("valueFrom") for e in _container(log_store)["env"]}["LOG_STORE_URL"]
+    assert secret["secretKeyRef"]["optional"] is True
 
 
 # ---------------------------------------------------------------- docker compose
@@ -225,7 +239,8 @@ def test_compose_services_and_images():
         assert services[name]["build"]["dockerfile"] == "deploy/Dockerfile"
         assert services[name]["image"] == services["rasa"]["image"]
     for service in services.values():
-        assert ((DEPLOY / service["build"]["context"]).resolve() / service["build"]["dockerfile"]).is_file()
+        if "build" in service:
+            assert ((DEPLOY / service["build"]["context"]).resolve() / service["build"]["dockerfile"]).is_file()
     assert services["actions"]["command"][:3] == ["rasa", "run", "actions"]
 
 
@@ -317,7 +332,7 @@ def test_triton_and_rasa_share_the_model_repository_claim():
 
     assert mount_of_claim(_k8s("Deployment", "triton")) == "/models"
     rasa = _k8s("Deployment", "rasa")
-    env = {e["name"]: e["value"] for e in _container(rasa)["env"]}
+    env = {e["name"]: e.get("value") for e in _container(rasa)["env"]}
     assert mount_of_claim(rasa) == env["TRITON_MODEL_REPOSITORY"] == "/models"
 
 
@@ -331,7 +346,7 @@ def test_triton_service_ports_and_metrics_annotations():
 
 def test_bot_deployments_reach_triton_and_probe_their_ports():
     rasa, actions = _container(_k8s("Deployment", "rasa")), _container(_k8s("Deployment", "actions"))
-    env = {e["name"]: e["value"] for e in rasa["env"]}
+    env = {e["name"]: e.get("value") for e in rasa["env"]}
     assert env["TRITON_URL"] == f"triton:{_triton_ports()['grpc']}"
     assert rasa["readinessProbe"]["httpGet"] == {"path": "/", "port": RASA_PORT}
     assert actions["readinessProbe"]["httpGet"] == {"path": "/health", "port": _actions_port()}
