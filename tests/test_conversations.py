@@ -17,3 +17,7 @@ def test_every_conversation_passes(trained_bot, triton, tmp_path):
     failed = tmp_path / "failed_test_stories.yml"
     assert result["correct"] == result["total"], failed.read_text()[:6000] if failed.exists() else result
     assert result["total"] >= 30
+
+
+def test_training_data_validates_without_warnings():
+    rasa("data", "validate", "--fail-on-warnings", cwd=ROOT)
