@@ -8,10 +8,11 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import Callable, List, Optional, Tuple
+
+from bot.supervisor import exit_on_sigterm
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATASETS = ("snips70", "clinc150", "banking77")  # as bench.splits.DATASETS, without importing Rasa
@@ -98,8 +99,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         argv=list(argv),
     )
     progress = Progress()
-    # SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so Triton and the Rasa servers are stopped.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    exit_on_sigterm()  # a CI timeout or `kill` still stops Triton and the Rasa servers
     results = run(options, progress)
     results["results_file"] = _shown(options.out / "results.json")
     progress(f"wrote {report.write_json(results, options.out)}")

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from bot import log_cli, telegram_polling, widget_server
-from bot.supervisor import Service, ServiceFailed, Supervisor
+from bot.supervisor import Service, ServiceFailed, Supervisor, exit_on_sigterm
 from nlu import serving
 from nlu.settings import TritonSettings
 
@@ -94,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
     if args.telegram:
         services.append(Service("telegram", [sys.executable, "-m", "bot", "telegram", "--rasa-url", rasa_url],
                                 f"{rasa_url}/webhooks/telegram/"))
+    exit_on_sigterm()  # `kill`, `docker stop`: stop the services as Ctrl-C does
     try:
         for service in services:
             print(f"Starting {service.name} (log: {RUN_DIR / service.name}.log) ...", flush=True)

@@ -10,6 +10,7 @@ import logging
 import os
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,6 +81,12 @@ class Supervisor:
         """The end of a service's log, to show why it failed."""
         path = self.log_dir / f"{service_name}.log"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+
+def exit_on_sigterm() -> None:
+    """Make SIGTERM (`kill`, `docker stop`, a CI timeout) exit through `finally` blocks as Ctrl-C
+    does, so whoever holds a Supervisor stops its children instead of leaving them running."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
 
 
 def wait_for(url: str, timeout_s: float, alive: Callable[[], bool] = lambda: True, what: str = "service") -> None:
