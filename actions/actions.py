@@ -148,7 +148,7 @@ class ValidateReturnForm(VerifiedOrderForm):
 
     def validate_product(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                          domain: DomainDict) -> Dict[Text, Any]:
-        wanted = value[0] if isinstance(value, list) and value else str(value or "")
+        wanted = shop.first_value(value)
         number, email = tracker.get_slot(ORDER_ID), tracker.get_slot(EMAIL)
         if not (number and email):
             return {PRODUCT: wanted}  # checked against the order once it is verified
@@ -166,7 +166,6 @@ class ValidateReturnForm(VerifiedOrderForm):
                                domain: DomainDict) -> Dict[Text, Any]:
         reason = " ".join(str(value or "").split())
         return {REASON: reason} if len(reason) >= 3 else _problem("Could you tell me a bit more?", return_reason=None)
-
 
 
 class AskForSlot(Action, ABC):
@@ -379,11 +378,12 @@ class ActionAnswerFaq(Action):
         intent = tracker.get_intent_of_latest_message()
         try:
             text = faq.answer(intent)
-        except ValueError as error:
+            if text is None:
+                logger.error("No answer for '%s' in %s; add one there", intent, faq.FAQ_FILE)
+        except ValueError as error:  # the file is broken: its own message says where
             logger.error("%s", error)
             text = None
         if text is None:
-            logger.error("No answer for '%s' in %s; add one there", intent, faq.FAQ_FILE)
             dispatcher.utter_message(response="utter_default")
         else:
             dispatcher.utter_message(text=text)

@@ -114,6 +114,5 @@ def reference(prefix: str, row_id: int) -> str:
     return f"{prefix}-{10000 + row_id}"
 
 
-
 def dollars(cents: int) -> str:
     return f"${cents / 100:,.2f}"

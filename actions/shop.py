@@ -89,7 +89,7 @@ def _backend(operation: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
-def _first(value: object) -> str:
+def first_value(value: object) -> str:
     """A slot filled from several entities holds a list; the first is what the user meant."""
     if isinstance(value, list):
         value = value[0] if value else None
@@ -98,12 +98,12 @@ def _first(value: object) -> str:
 
 def normalize_order_number(value: object) -> Optional[str]:
     """"#a-7781 " -> "A-7781"; None for nothing usable."""
-    cleaned = re.sub(r"\s+", "", _first(value)).lstrip("#").upper()
+    cleaned = re.sub(r"\s+", "", first_value(value)).lstrip("#").upper()
     return cleaned or None
 
 
 def normalize_email(value: object) -> Optional[str]:
-    cleaned = _first(value).strip().strip(".,;<>").lower()
+    cleaned = first_value(value).strip().strip(".,;<>").lower()
     return cleaned if re.fullmatch(r"[^@\s]+@[^@\s]+\.[a-z]{2,}", cleaned) else None
 
 
@@ -249,12 +249,13 @@ def start_return(number: str, email: str, product: str, reason: str, today: Opti
 def change_address(number: str, email: str, address: str) -> Outcome:
     with transaction() as session:
         order = _verified(session, number, email)
-        if " ".join(order.shipping_address.split()) == " ".join(address.split()):
+        address = " ".join(address.split())
+        if " ".join(order.shipping_address.split()) == address:
             return Outcome(order.number, False, order.shipping_address)
         problem = address_change_problem(_info(order))
         if problem:
             raise NotAllowed(problem)
-        order.shipping_address = " ".join(address.split())
+        order.shipping_address = address
         return Outcome(order.number, True, order.shipping_address)
 
 

@@ -206,8 +206,8 @@ def test_compose_keeps_the_conversation_log_in_postgres():
     assert url.username == services["postgres"]["environment"]["POSTGRES_USER"]
     assert services["rasa"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert any(str(v).endswith(":/var/lib/postgresql/data") for v in services["postgres"]["volumes"])
-    log_store = _k8s("Deployment", "rasa")
-    secret = {e["name"]: e.get("valueFrom") for e in _container(log_store)["env"]}["LOG_STORE_URL"]
+    rasa = _container(_k8s("Deployment", "rasa"))
+    secret = {e["name"]: e.get("valueFrom") for e in rasa["env"]}["LOG_STORE_URL"]
     assert secret["secretKeyRef"]["optional"] is True
 
 
