@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
+from rasa.shared.constants import DEFAULT_NLU_FALLBACK_INTENT_NAME as FALLBACK_INTENT  # our answer when Triton fails
+
 from bench import metrics
 from bench.splits import OUT_OF_SCOPE, Example, spans
-
-FALLBACK_INTENT = "nlu_fallback"  # what our component answers when Triton fails
 
 
 @dataclass(frozen=True)

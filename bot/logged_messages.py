@@ -5,11 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Optional
 
-from rasa.shared.constants import INTENT_MESSAGE_PREFIX
+from rasa.shared.constants import DEFAULT_NLU_FALLBACK_INTENT_NAME as FALLBACK_INTENT, INTENT_MESSAGE_PREFIX
 
 from bot.log_store import StoredEvent
-
-FALLBACK_INTENT = "nlu_fallback"
 
 
 @dataclass(frozen=True)

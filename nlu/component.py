@@ -24,6 +24,7 @@ from rasa.graph_components.validators import default_recipe_validator
 from rasa.nlu.classifiers.classifier import IntentClassifier
 from rasa.nlu.extractors.extractor import EntityExtractorMixin
 from rasa.nlu.tokenizers.tokenizer import Tokenizer
+from rasa.shared.constants import DEFAULT_NLU_FALLBACK_INTENT_NAME as FALLBACK_INTENT  # answered by the fallback rule
 from rasa.shared.nlu.constants import ENTITIES, INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
@@ -35,7 +36,6 @@ from nlu.triton_client import TritonNLUClient, TritonUnavailable
 
 logger = logging.getLogger(__name__)
 
-FALLBACK_INTENT = "nlu_fallback"  # Rasa's own name, answered by the fallback rule
 META_FILE = "meta.json"
 MODEL_VERSIONS = "nlu_model_versions"  # parse-result key: the Triton model versions that answered
 _WARN_EVERY_S = 30.0
