@@ -61,7 +61,7 @@ def test_text_message_gets_the_bots_answer(bot_servers, fake_telegram):
     chat = 7003
     assert post(bot_servers, message_update(fake_telegram.next_update_id(), chat, "where is my order 12345?")).status_code == 200
     replies = [unescape(m["text"]) for m in fake_telegram.sent("sendMessage", chat)]
-    assert any("12345" in reply for reply in replies), replies
+    assert any("email address on order 12345" in reply for reply in replies), replies
 
 
 @pytest.mark.parametrize("secret", ["", "wrong-secret"])

@@ -71,7 +71,7 @@ def test_chat_buttons_reload_and_html_shown_as_text(browser, demo_url, bot_serve
 
     page.evaluate(WATCH_TYPING)
     send(page, "where is my order 12345?")
-    expect(bot.last).to_contain_text("12345")
+    expect(bot.last).to_contain_text("email address on order 12345")
     expect(page.locator(".typing")).to_be_hidden()
     assert page.evaluate("window.typingShown")
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
