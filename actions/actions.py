@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Action, FormValidationAction, Tracker
-from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.events import ActionExecutionRejected, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
@@ -49,6 +49,15 @@ INTENT_DESCRIPTIONS = {
     "faq_contact": "know how to contact us",
 }
 
+# The intents that start each form. Said in the middle of another form ("actually, I'd rather
+# return it"), they switch to their form: the "Switch from ..." rules in data/rules.yml.
+FORM_INTENTS = {
+    "order_status_form": ("order_status", "refund_status"),
+    "cancel_order_form": ("cancel_order",),
+    "return_form": ("return_item",),
+    "change_address_form": ("change_address",),
+}
+
 
 def _problem(text: str, **slots: Any) -> Dict[Text, Any]:
     """Reject a form answer: the slots to reset and the reason, which the next question leads with."""
@@ -68,6 +77,20 @@ class VerifiedOrderForm(FormValidationAction, ABC):
 
     def blocker(self, order: OrderInfo) -> Optional[str]:
         return None
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
+        """Validate this turn's answers, and reject the turn when it asks for another order request.
+
+        Rasa lets a form reject a turn only when nothing in it fills the question asked, so "I'd
+        rather return an item from order 55821" would answer the order-number question of this
+        form. Rejecting it lets the switch rules start the other form, which keeps the order number
+        and email validated here.
+        """
+        events = await super().run(dispatcher, tracker, domain)
+        intent = (tracker.latest_message.get("intent") or {}).get("name")
+        if any(intent in intents for form, intents in FORM_INTENTS.items() if form != self.form_name()):
+            events.append(ActionExecutionRejected(self.form_name()))
+        return events
 
     def validate_order_id(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                           domain: DomainDict) -> Dict[Text, Any]:

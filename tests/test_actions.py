@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any, Dict, List, Optional
 
@@ -78,6 +79,22 @@ def test_correcting_the_order_number_asks_again_for_another_customers_email():
     form = actions.ValidateOrderStatusForm()
     assert validate(form, "order_id", "98765", {"email": JANE}) == {"order_id": "98765", "email": None}
     assert validate(form, "order_id", "100234", {"email": JANE}) == {"order_id": "100234"}
+
+
+def test_another_order_request_mid_form_rejects_the_turn_and_keeps_its_order_number():
+    """"I'd rather return an item from order 55821" while the order-status form asks for a number:
+    the number is validated (it carries over) and the turn rejected, so the switch rule starts the
+    return form. The form's own requests and plain answers are not rejected."""
+    def form_turn(intent: str) -> List[Dict]:
+        said = tracker({"order_id": "55821"}, "from order 55821", intent,
+                       events=[{"event": "user"}, {"event": "slot", "name": "order_id", "value": "55821"}])
+        return asyncio.run(actions.ValidateOrderStatusForm().run(CollectingDispatcher(), said, DOMAIN))
+
+    switched = form_turn("return_item")
+    assert [(e["event"], e["name"], e.get("value")) for e in switched] == [
+        ("slot", "order_id", "55821"), ("action_execution_rejected", "order_status_form", None)]
+    for intent in ("inform", "order_status", "refund_status"):
+        assert form_turn(intent) == [{**switched[0]}], intent
 
 
 def test_order_status_tells_status_and_tracking():

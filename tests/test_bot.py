@@ -66,6 +66,15 @@ def test_conversation_over_rest_runs_the_action_server(bot_servers):
     assert any(ORDER_12345_EMAIL_QUESTION in reply for reply in replies), replies
 
 
+def test_another_order_request_mid_form_switches_forms_with_its_order_number(bot_servers):
+    sender = "switching-user"
+    assert any("order number" in reply for reply in say(bot_servers, sender, "where is my order?"))
+    replies = say(bot_servers, sender, "actually I want to return an item from order 55821")
+    assert any("email address on order 55821" in reply for reply in replies), replies
+    replies = say(bot_servers, sender, "mike.chen@example.com")
+    assert any("Which item from order 55821" in reply for reply in replies), replies
+
+
 def test_rasa_test_nlu_scores_our_intents_and_entities(trained_bot, triton, tmp_path):
     from rasa.shared.nlu.training_data.loading import load_data
     from rasa.shared.nlu.training_data.training_data import TrainingData
