@@ -87,8 +87,9 @@ def decode_spans(
     """Entities from (offset, tag id, probability) of each piece, in text order.
 
     A B tag opens a span; an I tag of the same label extends the open span (an I of another
-    label opens one, as a lenient tagger should), and so does a B on a piece that continues the
-    previous piece's word, since an entity cannot start inside a word. Values are cut from the user's own text.
+    label opens one, as a lenient tagger should), and so does a B on the next piece. A piece
+    inside the open span's word extends it whatever its label: an entity cannot start or end
+    inside a word. Values are cut from the user's own text.
     """
     spans: List[Dict[str, Any]] = []
     current: Optional[Dict[str, Any]] = None
@@ -98,8 +99,9 @@ def decode_spans(
             current = None
             continue
         prefix, key = name.split("-", 1)
-        continues = prefix == "I" or current is not None and current["end"] == start  # no B inside a word
-        if current is not None and continues and current["key"] == key:
+        adjacent = current is not None and current["end"] == start
+        inside_word = adjacent and not text[start].isspace()  # SentencePiece pieces start with the space
+        if current is not None and (inside_word or (prefix == "I" or adjacent) and current["key"] == key):
             current["end"] = end
             current["probabilities"].append(probability)
             continue

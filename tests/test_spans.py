@@ -59,6 +59,17 @@ def test_annotations_round_trip_through_pieces(tokenizer):
         ]
 
 
+def test_no_entity_starts_or_ends_inside_a_word():
+    """A tagger unsure of a rare word may change labels between its pieces: the word stays whole."""
+    tags = tag_names([{"entity": "order_id"}, {"entity": "address"}])
+    tag = {name: i for i, name in enumerate(tags)}
+    text = "asdkjh qwpoeiru"
+    pieces = [((0, 2), tag["B-order_id||"], 0.6), ((2, 6), tag["B-address||"], 0.5),
+              ((7, 9), tag["I-address||"], 0.7), ((9, 15), tag["I-address||"], 0.9)]
+    assert [(e["entity"], e["value"]) for e in decode_spans(text, pieces, tags)] == [
+        ("order_id", "asdkjh"), ("address", "qwpoeiru")]
+
+
 def test_roles_and_groups_are_part_of_the_label():
     annotation = {"entity": "city", "role": "destination", "group": "1", "start": 0, "end": 5}
     label = EntityLabel.of(annotation)
