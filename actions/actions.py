@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from abc import ABC, abstractmethod
 from typing import Any, Dict, List, Optional, Text
 
@@ -87,10 +88,23 @@ class VerifiedOrderForm(FormValidationAction, ABC):
         and email validated here.
         """
         events = await super().run(dispatcher, tracker, domain)
-        intent = (tracker.latest_message.get("intent") or {}).get("name")
-        if any(intent in intents for form, intents in FORM_INTENTS.items() if form != self.form_name()):
+        if self._asks_for_another_form(tracker):
             events.append(ActionExecutionRejected(self.form_name()))
         return events
+
+    def _asks_for_another_form(self, tracker: Tracker) -> bool:
+        """The intent starts another form, and the message is more than a short answer to the
+        question asked: "order 31415" or "cancel 100234" answer "What is your order number?"."""
+        message = tracker.latest_message
+        intent = (message.get("intent") or {}).get("name")
+        if not any(intent in intents for form, intents in FORM_INTENTS.items() if form != self.form_name()):
+            return False
+        if tracker.get_slot(REQUESTED_SLOT) not in tracker.slots_to_validate():
+            return True
+        text = message.get("text") or ""
+        answer = {i for entity in message.get("entities") or [] for i in range(entity["start"], entity["end"])}
+        rest = "".join(" " if i in answer else character for i, character in enumerate(text))
+        return len(re.findall(r"\w+", rest)) > 2
 
     def validate_order_id(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                           domain: DomainDict) -> Dict[Text, Any]:

@@ -82,19 +82,25 @@ def test_correcting_the_order_number_asks_again_for_another_customers_email():
 
 
 def test_another_order_request_mid_form_rejects_the_turn_and_keeps_its_order_number():
-    """"I'd rather return an item from order 55821" while the order-status form asks for a number:
-    the number is validated (it carries over) and the turn rejected, so the switch rule starts the
-    return form. The form's own requests and plain answers are not rejected."""
-    def form_turn(intent: str) -> List[Dict]:
-        said = tracker({"order_id": "55821"}, "from order 55821", intent,
-                       events=[{"event": "user"}, {"event": "slot", "name": "order_id", "value": "55821"}])
+    """"Actually I want to return an item from order 55821" while the order-status form asks for
+    the number: the number is validated (it carries over) and the turn rejected, so the switch rule
+    starts the return form. Short answers, plain answers and the form's own requests are answers."""
+    def form_turn(text: str, intent: str, requested_slot: str = "order_id") -> List[Dict]:
+        number = text.index("55821")
+        said = tracker({"order_id": "55821", "requested_slot": requested_slot}, text, intent,
+                       events=[{"event": "user"}, {"event": "slot", "name": "order_id", "value": "55821"}],
+                       entities=[{"entity": "order_id", "value": "55821", "start": number, "end": number + 5}])
         return asyncio.run(actions.ValidateOrderStatusForm().run(CollectingDispatcher(), said, DOMAIN))
 
-    switched = form_turn("return_item")
+    switch = "actually I want to return an item from order 55821"
+    switched = form_turn(switch, "return_item")
     assert [(e["event"], e["name"], e.get("value")) for e in switched] == [
         ("slot", "order_id", "55821"), ("action_execution_rejected", "order_status_form", None)]
+    assert form_turn(switch, "return_item", requested_slot="email") == switched  # the number was not asked for
+    answer = [switched[0]]
+    assert form_turn("return order 55821", "return_item") == answer
     for intent in ("inform", "order_status", "refund_status"):
-        assert form_turn(intent) == [{**switched[0]}], intent
+        assert form_turn(switch, intent) == answer, intent
 
 
 def test_order_status_tells_status_and_tracking():
