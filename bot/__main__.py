@@ -20,7 +20,7 @@ from typing import List, Optional
 
 from bot import log_cli, telegram_polling, widget_server
 from bot.supervisor import Service, ServiceFailed, Supervisor, exit_on_sigterm
-from nlu import serving
+from nlu.triton import server as triton_server
 from nlu.settings import TritonSettings
 
 RUN_DIR = Path(".run")
@@ -28,7 +28,7 @@ RUN_DIR = Path(".run")
 
 def triton(args: argparse.Namespace) -> None:
     settings = TritonSettings.load(args.endpoints)
-    serving.exec_server(
+    triton_server.exec_server(
         Path(args.model_repository or settings.model_repository),
         http_port=args.http_port or settings.http_port,
         grpc_port=args.grpc_port or settings.grpc_port,

@@ -1,10 +1,13 @@
-"""Rasa NLU component: fine-tuned BERT intents and entities, served by Triton.
+"""Rasa NLU component: one fine-tuned BERT-family model for intents and entities, served by Triton.
 
 A thin adapter over Rasa's GraphComponent contract:
-- train: nlu.training fine-tunes both models; nlu.repository writes them as Triton versions
-  into the Rasa model and into the live Triton repository;
-- load: puts this Rasa model's versions into the live repository and checks Triton serves them;
-- process: nlu.parser asks Triton; when Triton fails, the message gets `nlu_fallback`.
+- train: nlu.training fine-tunes the joint model; nlu.export writes it as ONNX (and INT8 when
+  the quality gate allows); nlu.triton.repository stores it as a Triton version in the Rasa
+  model and in the live Triton repository;
+- load: puts this Rasa model's version into the live repository and checks Triton serves it;
+- process: nlu.parser asks Triton once per batch of messages; when Triton fails, the messages
+  get `nlu_fallback`.
+Loading and serving import no training code (no torch in the Rasa server's NLU path).
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Text
 
@@ -29,15 +31,18 @@ from rasa.shared.nlu.constants import ENTITIES, INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from nlu import repository, training
+from nlu.encoding import EncodingSettings, TextEncoder
+from nlu.hyperparameters import DEFAULT_BASE_MODEL, FineTuneConfig
 from nlu.parser import Parser, ServedModel
 from nlu.settings import TritonSettings
-from nlu.triton_client import TritonNLUClient, TritonUnavailable
+from nlu.triton import repository
+from nlu.triton.client import TritonNLUClient, TritonUnavailable
 
 logger = logging.getLogger(__name__)
 
 META_FILE = "meta.json"
-MODEL_VERSIONS = "nlu_model_versions"  # parse-result key: the Triton model versions that answered
+ENCODER_DIR = "encoder"
+MODEL_VERSIONS = "nlu_model_versions"  # parse-result key: the Triton model version that answered
 _WARN_EVERY_S = 30.0
 
 
@@ -55,10 +60,11 @@ class BertTritonNLU(GraphComponent, IntentClassifier, EntityExtractorMixin):
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
         return {
-            "model_name_or_path": training.DEFAULT_BASE_MODEL,
+            "model_name_or_path": DEFAULT_BASE_MODEL,
             "triton_model_name": "support_nlu",
             "ranking_length": 10,
-            **training.FineTuneConfig().__dict__,
+            **EncodingSettings().__dict__,
+            **FineTuneConfig().__dict__,
         }
 
     def __init__(
@@ -85,33 +91,32 @@ class BertTritonNLU(GraphComponent, IntentClassifier, EntityExtractorMixin):
         return cls(config, model_storage, resource)
 
     def train(self, training_data: TrainingData) -> Resource:
+        from nlu import export, training  # torch, transformers and ONNX: only where training happens
+
         examples = [m for m in training_data.intent_examples if m.get(TEXT)]
         if len({m.get(INTENT) for m in examples}) < 2:
             raise ValueError(f"{self.name} needs NLU examples of at least two intents to train.")
         texts = [m.get(TEXT) for m in examples]
         intents = [m.get(INTENT) for m in examples]
         annotations = [m.get(ENTITIES) or [] for m in examples]
-        config = training.FineTuneConfig.from_component_config(self.component_config)
-        base = self.component_config["model_name_or_path"]
-        tokenizer = training.load_tokenizer(base)
+        encoder = training.load_encoder(self.component_config["model_name_or_path"], EncodingSettings.from_component_config(self.component_config))
+        config = FineTuneConfig.from_component_config(self.component_config)
+        tuned = training.fine_tune(self.component_config["model_name_or_path"], encoder, texts, intents, annotations, config)
 
-        models = {"intent": training.fine_tune_intents(base, tokenizer, texts, intents, config)}
-        if any(annotations):
-            models["entities"] = training.fine_tune_entities(base, tokenizer, texts, annotations, intents, config)
-
-        prefix = self.component_config["triton_model_name"]
-        names = {task: repository.triton_model_name(prefix, task) for task in models}
+        name = self.component_config["triton_model_name"]
         live = TritonSettings.load().model_repository
-        version = repository.next_version(live, *names.values())
+        version = repository.next_version(live, name)
+        gate_texts, data = export.gate_data(tuned.validation, len(texts))
         with self._model_storage.write_to(self._resource) as directory:
-            tokenizer.save_pretrained(directory / "tokenizer")
-            for task, (model, _) in models.items():
-                repository.write_version(directory / "triton", names[task], task, version, model)
-            meta = {task: {"name": names[task], "version": version, "labels": labels} for task, (_, labels) in models.items()}
-            (directory / META_FILE).write_text(json.dumps(meta, indent=2))
-            for name in names.values():
-                repository.install_version(directory / "triton", live, name, version)
-        logger.info("Fine-tuned %s as Triton version %d in %s", ", ".join(names.values()), version, live)
+            encoder.save(directory / ENCODER_DIR)
+            export.export_version(
+                tuned.model, encoder, tuned.labels, repository.version_dir(directory / "triton", name, version),
+                [texts[i] for i in gate_texts], [intents[i] for i in gate_texts], [annotations[i] for i in gate_texts], data,
+            )
+            repository.finish_version(directory / "triton", name, version, tuned.labels)
+            (directory / META_FILE).write_text(json.dumps({"name": name, "version": version}, indent=2))
+            repository.install_version(directory / "triton", live, name, version)
+        logger.info("Fine-tuned %s as Triton version %d in %s", name, version, live)
         return self._resource
 
     @classmethod
@@ -137,29 +142,19 @@ class BertTritonNLU(GraphComponent, IntentClassifier, EntityExtractorMixin):
     def _from_directory(
         cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource, directory: Path
     ) -> "BertTritonNLU":
-        """Install the stored versions into the live repository and connect to Triton."""
+        """Install the stored version into the live repository and connect to Triton."""
         meta = json.loads((directory / META_FILE).read_text())
-        tokenizer = training.load_tokenizer(str(directory / "tokenizer"))
+        name, version = meta["name"], meta["version"]
+        encoder = TextEncoder.load(directory / ENCODER_DIR)
         settings = TritonSettings.load()
-        for served in meta.values():
-            repository.install_version(directory / "triton", settings.model_repository, served["name"], served["version"])
+        repository.install_version(directory / "triton", settings.model_repository, name, version)
         client = TritonNLUClient(settings.url, settings.timeout_s)
-        models = {task: ServedModel(**served) for task, served in meta.items()}
-        with ThreadPoolExecutor(max_workers=len(models)) as pool:  # each model's stub starts in parallel
-            list(pool.map(lambda model: _make_ready(client, model), models.values()))
-        parser = Parser(
-            tokenizer,
-            client,
-            models["intent"],
-            models.get("entities"),
-            max_length=config["max_length"],
-            stride=config["stride"],
-            ranking_length=config["ranking_length"],
-        )
-        return cls(config, model_storage, resource, parser)
+        model = ServedModel(name, version, repository.read_labels(directory / "triton", name, version))
+        _make_ready(client, model)
+        return cls(config, model_storage, resource, Parser(encoder, client, model, config["ranking_length"]))
 
     def process(self, messages: List[Message]) -> List[Message]:
-        """Fill intent, ranking and entities of all messages with one request per model."""
+        """Fill intent, ranking and entities of all messages with one request to Triton."""
         to_parse = [m for m in messages if m.get(TEXT)]
         if not to_parse or self._parser is None:
             return messages

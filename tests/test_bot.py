@@ -33,8 +33,8 @@ def say(servers, sender: str, text: str) -> list:
     return [message.get("text", "") for message in response.json()]
 
 
-def versions(triton, task: str = "intent") -> list:
-    return sorted(int(p.name) for p in (triton.repository / f"support_nlu_{task}").iterdir() if p.name.isdigit())
+def versions(triton) -> list:
+    return sorted(int(p.name) for p in (triton.repository / "support_nlu").iterdir() if p.name.isdigit())
 
 
 def test_order_question_gets_order_status_and_exact_order_id(bot_servers):
@@ -58,6 +58,45 @@ def test_messy_and_long_texts_keep_exact_spans(bot_servers):
             assert text[entity["start"] : entity["end"]] == entity["value"]
         assert result["entities"], f"no entity found in {text!r}"
         assert result["entities"][-1]["value"] == text.rstrip(" ?").split()[-1].lstrip("#")
+
+
+def test_texts_of_any_length_get_an_answer(bot_servers):
+    """10,000 English and 3,000 CJK characters: an intent, spans cut from the text, within the timeout.
+
+    The tagger sees the first max_windows windows only (config.yml): an order number near the start
+    is found, one past the cap is not tagged by BERT.
+    """
+    english = "where is my order 55821? " + "I have waited for weeks and nobody answers my emails. " * 200
+    english = english[:10_000]
+    cjk = ("我的订单在哪里？请帮我查一下。" * 250)[:3_000]
+    for text in (english, cjk):
+        result = parse(bot_servers, text)
+        assert result["intent"]["name"] and 0 < result["intent"]["confidence"] <= 1
+        for entity in result["entities"]:
+            assert text[entity["start"] : entity["end"]] == entity["value"]
+    tagged = [e for e in parse(bot_servers, english)["entities"] if e["extractor"] == "BertTritonNLU"]
+    assert ("order_id", "55821", 18) in [(e["entity"], e["value"], e["start"]) for e in tagged]
+    assert max(e["end"] for e in tagged) < 5_000, "past the window cap (about 1,000 to 3,700 characters) nothing is tagged"
+
+
+def _requests_by_model(triton) -> dict:
+    """Triton's successful inference requests so far, by model and version (Prometheus metrics)."""
+    text = httpx.get(f"http://localhost:{triton.metrics_port}/metrics", timeout=10).text
+    counts = {}
+    for match in re.finditer(r'^nv_inference_request_success\{model="([^"]+)",version="(\d+)"\} (\d+)', text, re.M):
+        counts[(match[1], int(match[2]))] = int(match[3])
+    return counts
+
+
+def test_one_model_serves_each_message_with_one_request(bot_servers, triton):
+    before = _requests_by_model(triton)
+    texts = ["where is my order 12345?", "hi", "I want to return the toaster from order 55821"]
+    for text in texts:
+        parse(bot_servers, text)
+    after = _requests_by_model(triton)
+    changed = {key: count - before.get(key, 0) for key, count in after.items() if count != before.get(key, 0)}
+    assert [name for name, _ in changed] == ["support_nlu"], changed
+    assert list(changed.values()) == [len(texts)]
 
 
 def test_conversation_over_rest_runs_the_action_server(bot_servers):
@@ -96,14 +135,14 @@ def test_rasa_test_nlu_scores_our_intents_and_entities(trained_bot, triton, tmp_
 
 
 def test_unchanged_nlu_reuses_the_fine_tuned_models(trained_bot, triton):
-    before = versions(triton), versions(triton, "entities")
+    before = versions(triton)
     domain = trained_bot.project / "domain.yml"
     domain.write_text(domain.read_text().replace("How can I help?", "What can I do for you?"))
     output = rasa("train", "--fixed-model-name", "retrained", cwd=trained_bot.project)
     text = output.stdout + output.stderr
     assert "Restored component 'BertTritonNLU' from cache." in text
     assert "Starting to train component 'BertTritonNLU'" not in text
-    assert (versions(triton), versions(triton, "entities")) == before
+    assert versions(triton) == before
 
 
 def test_triton_outage_gets_a_polite_fallback_and_recovers(bot_servers, triton):
@@ -139,7 +178,7 @@ def test_unreachable_triton_is_a_clear_error_at_load_and_a_fallback_per_message(
     agent = Agent.load(str(trained_bot.model))
     errors = " ".join(r.getMessage() for r in caplog.records if r.levelname == "ERROR")
     assert f"Triton at {url} is unreachable" in errors
-    assert re.search(r"'support_nlu_intent' version \d+ cannot serve", errors), errors
+    assert re.search(r"'support_nlu' version \d+ cannot serve", errors), errors
 
     started = time.monotonic()
     result = asyncio.run(agent.parse_message("where is my order 12345?"))

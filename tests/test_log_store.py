@@ -317,8 +317,8 @@ def test_every_event_is_stored_with_its_nlu_result(chats, backend):
         assert parse["intent"]["name"] and 0 < parse["intent"]["confidence"] <= 1
         assert len(parse["intent_ranking"]) >= 3
         assert isinstance(parse["entities"], list)
-        assert set(parse["nlu_model_versions"]) == {"log_store_nlu_intent"}  # the small bot has no entity model
-        assert isinstance(parse["nlu_model_versions"]["log_store_nlu_intent"], int)
+        assert set(parse["nlu_model_versions"]) == {"log_store_nlu"}
+        assert isinstance(parse["nlu_model_versions"]["log_store_nlu"], int)
         assert row["metadata"]["model_id"]
 
 

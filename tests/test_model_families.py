@@ -16,7 +16,7 @@ import yaml
 from rasa.core.agent import Agent
 from rasa.model_training import train_nlu
 
-from nlu.triton_client import TritonNLUClient
+from nlu.triton.client import TritonNLUClient
 from tests.checkpoints import FAMILIES, make_checkpoint
 
 INTENT_TEMPLATES = {
@@ -100,7 +100,7 @@ def test_each_rasa_model_is_served_by_its_own_version(tmp_path, triton_env):
     old = train(tmp_path / "old", base, ["order_status", "greet"])
     new = train(tmp_path / "new", base, ["order_status", "greet", "cancel_order"])
 
-    name = f"{base.name}_intent"
+    name = base.name
     versions = sorted(int(p.name) for p in (triton_env.repository / name).iterdir() if p.name.isdigit())
     assert versions == [1, 2]
 

@@ -55,7 +55,7 @@ def test_bot_run_serves_the_bot_and_ctrl_c_stops_everything(trained_bot, tmp_pat
         result = httpx.post(f"http://localhost:{ports['rasa']}/model/parse", json={"text": "where is my order 12345?"}, timeout=30).json()
         assert result["intent"]["name"] == "order_status"
         assert [(e["value"], e["start"], e["end"]) for e in result["entities"] if e["entity"] == "order_id"] == [("12345", 18, 23)]
-        assert (project / "models" / "triton" / "support_nlu_intent" / "config.pbtxt").is_file()
+        assert (project / "models" / "triton" / "support_nlu" / "config.pbtxt").is_file()
         metrics = httpx.get(f"http://localhost:{ports['metrics']}/metrics", timeout=10).text
         assert "nv_inference_request_success" in metrics
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from nlu import training
-from nlu.encoding import encode_windows, pad_batch
+from nlu.encoding import EncodingSettings, TextEncoder
 from nlu.tags import EntityLabel, decode_spans, piece_tags, tag_names
 from tests.checkpoints import TOKENIZERS
 
@@ -33,16 +33,16 @@ def annotate(text: str):
 
 
 @pytest.fixture(scope="module", params=sorted(TOKENIZERS))
-def tokenizer(request, tmp_path_factory):
+def encoder(request, tmp_path_factory):
     directory = tmp_path_factory.mktemp(request.param)
     TOKENIZERS[request.param](directory, TEXTS * 5).save_pretrained(directory)
-    return training.load_tokenizer(str(directory))
+    return training.load_encoder(str(directory), EncodingSettings(max_length=24, stride=8, max_windows=64))
 
 
-def test_annotations_round_trip_through_pieces(tokenizer):
+def test_annotations_round_trip_through_pieces(encoder):
     """Tag the pieces from the annotations, decode them again: the same spans come back."""
     tags = tag_names(a for text in TEXTS for a in annotate(text))
-    windows = encode_windows(tokenizer, TEXTS, max_length=24, stride=8)
+    windows = encoder.windows(TEXTS)
     assert len(windows.input_ids) > len(TEXTS), "the long text must span several windows"
     seen = {i: {} for i in range(len(TEXTS))}
     for offsets, text_index in zip(windows.offsets, windows.text_index):
@@ -80,7 +80,23 @@ def test_roles_and_groups_are_part_of_the_label():
     ]
 
 
-def test_padding_uses_few_shapes(tokenizer):
-    ids, mask = pad_batch(tokenizer, [[1, 2, 3], [1] * 17])
-    assert ids.shape == mask.shape == (2, 32)
-    assert mask.sum() == 20
+def test_padding_goes_to_the_longest_window_only(encoder):
+    ids, mask = encoder.pad([[1, 2, 3], [1] * 17])
+    assert ids.shape == mask.shape == (2, 17)
+    assert mask.sum() == 20 and (ids[0, 3:] == encoder.pad_id).all()
+
+
+def test_windows_per_text_are_capped_and_the_first_window_is_the_texts_beginning(encoder):
+    capped = TextEncoder(encoder.tokenizer, EncodingSettings(max_length=24, stride=8, max_windows=2))
+    windows = capped.windows(["hello there", TEXTS[-1], "order 12345"])
+    assert windows.text_index == [0, 1, 1, 2]
+    assert windows.capped == [1]
+    assert windows.first_windows() == [0, 1, 3]
+    assert windows.input_ids[1] == encoder.tokenizer(TEXTS[-1], truncation=True, max_length=24)["input_ids"]
+
+
+def test_encoder_saved_with_the_model_loads_with_its_settings(encoder, tmp_path):
+    encoder.save(tmp_path)
+    loaded = TextEncoder.load(tmp_path)
+    assert loaded.settings == encoder.settings
+    assert loaded.windows(TEXTS).input_ids == encoder.windows(TEXTS).input_ids

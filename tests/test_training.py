@@ -1,15 +1,26 @@
-"""Fine-tuning is reproducible, splits are stratified, and a bad base model is a clear error."""
+"""Joint fine-tuning is reproducible, learns both tasks, splits are stratified, and a bad base
+model is a clear error."""
 
 from __future__ import annotations
+
+import random
 
 import pytest
 import torch
 
 from nlu import training
+from nlu.decoding import decode
+from nlu.encoding import EncodingSettings
+from nlu.hyperparameters import FineTuneConfig
 from tests.checkpoints import make_checkpoint
 
 TEXTS = ["where is my order 12345", "track 55555 please", "cancel order 77777", "please cancel 31313", "hello", "hi there"] * 3
 INTENTS = ["status", "status", "cancel", "cancel", "greet", "greet"] * 3
+
+
+def order_ids(text: str):
+    return [{"entity": "order_id", "start": text.index(word), "end": text.index(word) + len(word), "value": word}
+            for word in text.split() if word.isdigit()]
 
 
 @pytest.fixture(scope="module")
@@ -17,16 +28,43 @@ def tiny_bert(tmp_path_factory):
     return str(make_checkpoint("bert", tmp_path_factory.mktemp("tiny-bert"), TEXTS))
 
 
-def fine_tune(base: str, seed: int):
-    config = training.FineTuneConfig(epochs=2, batch_size=4, seed=seed, validation_fraction=0.2)
-    model, _ = training.fine_tune_intents(base, training.load_tokenizer(base), TEXTS, INTENTS, config)
-    return model.state_dict()
+def fine_tune(base: str, seed: int, epochs: int = 2, texts=TEXTS, intents=INTENTS, **overrides) -> training.FineTuned:
+    config = FineTuneConfig(epochs=epochs, batch_size=4, seed=seed, validation_fraction=0.2, **overrides)
+    encoder = training.load_encoder(base, EncodingSettings())
+    return training.fine_tune(base, encoder, texts, intents, [order_ids(t) for t in texts], config)
 
 
 def test_same_seed_gives_the_same_model(tiny_bert):
-    first, second, other = fine_tune(tiny_bert, 7), fine_tune(tiny_bert, 7), fine_tune(tiny_bert, 8)
+    first, second, other = (fine_tune(tiny_bert, seed).model.state_dict() for seed in (7, 7, 8))
     assert all(torch.equal(first[name], second[name]) for name in first)
     assert not all(torch.equal(first[name], other[name]) for name in first)
+
+
+def test_one_model_has_both_heads_and_learns_both_tasks(tiny_bert):
+    tuned = fine_tune(tiny_bert, 1, epochs=30, learning_rate=1e-3, patience=30)
+    assert tuned.labels.intents == ["cancel", "greet", "status"]
+    assert tuned.labels.tags == ["O", "B-order_id||", "I-order_id||"]
+    encoder = training.load_encoder(tiny_bert, EncodingSettings())
+    texts = ["cancel order 424242", "hello"]
+    windows = encoder.windows(texts)
+    ids, mask = encoder.pad(windows.input_ids)
+    with torch.no_grad():
+        intents, tags = tuned.model(torch.from_numpy(ids), torch.from_numpy(mask))
+    parses = decode(texts, windows, intents.numpy(), tags.numpy(), tuned.labels, ranking_length=3)
+    assert [p.intent_ranking[0]["name"] for p in parses] == ["cancel", "greet"]
+    assert [(e["entity"], e["value"]) for e in parses[0].entities] == [("order_id", "424242")]
+    assert parses[1].entities == []
+
+
+def test_early_stopping_ends_before_the_epoch_limit(tiny_bert, caplog):
+    """Intents drawn at random: the held-out loss rises once the model memorises the training slice."""
+    rng = random.Random(0)
+    words = "alpha beta gamma delta epsilon zeta eta theta iota kappa".split()
+    texts = [" ".join(rng.choices(words, k=4)) for _ in range(40)]
+    intents = [rng.choice(["a", "b"]) for _ in texts]
+    caplog.set_level("INFO", logger="nlu.training")
+    fine_tune(tiny_bert, 1, epochs=40, texts=texts, intents=intents, learning_rate=2e-3, patience=2)
+    assert any("Early stop after epoch" in r.getMessage() for r in caplog.records)
 
 
 def test_holdout_is_stratified_and_seeded():
@@ -40,4 +78,4 @@ def test_holdout_is_stratified_and_seeded():
 
 def test_unknown_base_model_is_a_clear_error(tmp_path):
     with pytest.raises(training.BaseModelError, match="no-such-model"):
-        training.load_tokenizer(str(tmp_path / "no-such-model"))
+        training.load_encoder(str(tmp_path / "no-such-model"), EncodingSettings())

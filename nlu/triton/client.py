@@ -1,4 +1,4 @@
-"""A small gRPC client for our Triton models: one persistent channel, bounded timeouts.
+"""A small gRPC client for our Triton model: one persistent channel, bounded timeouts.
 
 Every failure (server down, deadline passed, model or version missing) surfaces as
 TritonUnavailable with a message that names the URL, the model and the version, so the
@@ -8,11 +8,13 @@ component can fall back politely and the log says what to fix.
 from __future__ import annotations
 
 import logging
-from typing import Optional
+from typing import Optional, Tuple
 
 import numpy as np
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
+
+from nlu.triton.contract import INPUTS, OUTPUTS
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +34,7 @@ class TritonUnavailable(RuntimeError):
 
 
 class TritonNLUClient:
-    """Inference on the intent and entity models of one Rasa model."""
+    """Inference on the joint intent and entity model of one Rasa model."""
 
     def __init__(self, url: str, timeout_s: float) -> None:
         self.url = url
@@ -53,15 +55,15 @@ class TritonNLUClient:
     def load(self, name: str) -> None:
         """Ask Triton (explicit model control) to (re)load a model with all its versions."""
         try:
-            # Each version starts a Python stub that imports torch: loading takes far longer than inference.
+            # Each version starts a Python stub and an ONNX Runtime session: loading takes far longer than inference.
             self._client.load_model(name, client_timeout=max(self.timeout_s, LOAD_TIMEOUT_S))
         except InferenceServerException as error:
             raise TritonUnavailable(f"Triton at {self.url} could not load model '{name}': {_reason(error)}") from error
 
-    def infer(self, name: str, version: int, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        """Class probabilities for a batch: [batch, labels] or [batch, pieces, labels]."""
+    def infer(self, name: str, version: int, input_ids: np.ndarray, attention_mask: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """Intent probabilities [windows, intents] and tag probabilities [windows, pieces, tags], one request."""
         inputs = []
-        for input_name, array in (("INPUT_IDS", input_ids), ("ATTENTION_MASK", attention_mask)):
+        for input_name, array in zip(INPUTS, (input_ids, attention_mask)):
             tensor = grpcclient.InferInput(input_name, list(array.shape), "INT64")
             tensor.set_data_from_numpy(array)
             inputs.append(tensor)
@@ -70,14 +72,14 @@ class TritonNLUClient:
                 name,
                 inputs,
                 model_version=str(version),
-                outputs=[grpcclient.InferRequestedOutput("PROBABILITIES")],
+                outputs=[grpcclient.InferRequestedOutput(output) for output in OUTPUTS],
                 client_timeout=self.timeout_s,
             )
         except InferenceServerException as error:
             raise TritonUnavailable(
                 f"Triton at {self.url} did not answer for model '{name}' version {version}: {_reason(error)}"
             ) from error
-        return result.as_numpy("PROBABILITIES")
+        return result.as_numpy(OUTPUTS[0]), result.as_numpy(OUTPUTS[1])
 
     def close(self) -> None:
         self._client.close()

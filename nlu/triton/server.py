@@ -3,7 +3,8 @@
 The bundled server needs three things pytriton normally arranges: the Python-backend stub
 built for this interpreter's version next to the backend, pytriton's libraries and this
 interpreter's libpython (under pyenv, sysconfig's LIBDIR) on LD_LIBRARY_PATH, and this
-environment's site-packages on PYTHONPATH so that model.py can import torch and transformers.
+environment's site-packages on PYTHONPATH so that the backend can import onnxruntime. Our
+Python-based backend (nlu/triton/backend/model.py) is installed beside the bundled ones.
 """
 
 from __future__ import annotations
@@ -20,12 +21,16 @@ from typing import List, NoReturn, Optional
 import pytriton
 from pytriton.utils.distribution import get_libs_path, get_stub_path
 
+from nlu.triton.contract import BACKEND
+
 TRITON_DIST = Path(pytriton.__file__).parent / "tritonserver"
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+BACKEND_SOURCE = Path(__file__).with_name("backend") / "model.py"
+RESPONSE_CACHE_BYTES = 16 * 1024 * 1024  # thousands of answers (a short message with 20 tags: ~1 KiB)
 
 
 def backend_directory(cache: Path) -> Path:
-    """A copy of the bundled backends with the stub for this Python (made once per cache)."""
+    """The bundled backends with the stub for this Python (copied once per cache) and ours (always fresh)."""
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     cache.mkdir(parents=True, exist_ok=True)
     backends = cache / f"backends-py{version}"
@@ -38,7 +43,18 @@ def backend_directory(cache: Path) -> Path:
             staging.rename(backends)
         except OSError:  # another server finished the same copy first
             shutil.rmtree(staging, ignore_errors=True)
+    install_backend(backends)
     return backends
+
+
+def install_backend(backends: Path) -> Path:
+    """Put our backend's model.py at <backends>/nlu_onnx/model.py (atomically: servers may share it)."""
+    target = backends / BACKEND / "model.py"
+    target.parent.mkdir(exist_ok=True)
+    staging = Path(tempfile.mkstemp(prefix=".model-", suffix=".py", dir=target.parent)[1])
+    shutil.copyfile(BACKEND_SOURCE, staging)
+    staging.replace(target)
+    return target
 
 
 def server_command(
@@ -50,6 +66,7 @@ def server_command(
         f"--model-repository={repository.resolve()}",
         f"--backend-directory={backends}",
         f"--cache-directory={TRITON_DIST / 'caches'}",
+        f"--cache-config=local,size={RESPONSE_CACHE_BYTES}",  # used by models whose config enables response_cache
         "--model-control-mode=explicit",
         "--load-model=*",
         "--strict-readiness=false",  # ready with no model yet; our models load when Rasa asks

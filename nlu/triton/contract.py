@@ -1,0 +1,15 @@
+"""The serving contract between training, the model repository and the Triton backend.
+
+A version directory holds the fp32 ONNX graph, the INT8 copy when it passed the quality gate,
+and the labels of both heads. Every version of every model runs the one shared Python-based
+backend `BACKEND` (nlu/triton/backend/model.py), so no model carries code.
+"""
+
+BACKEND = "nlu_onnx"
+INPUTS = ("INPUT_IDS", "ATTENTION_MASK")  # int64 [batch, pieces]
+OUTPUTS = ("INTENT_PROBABILITIES", "TAG_PROBABILITIES")  # fp32 [batch, intents], [batch, pieces, tags]
+FP32_FILE = "model.onnx"
+INT8_FILE = "model.int8.onnx"
+LABELS_FILE = "labels.json"
+FINGERPRINT_FILE = "fingerprint"
+MAX_BATCH_SIZE = 64  # windows per request: the parser never sends more
