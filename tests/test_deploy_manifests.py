@@ -1,5 +1,6 @@
-"""Static checks of deploy/: the manifests parse and agree with endpoints.yml, requirements.lock and
-the config.pbtxt that nlu.repository writes. Nothing is built or started (no Docker, GPU or cluster)."""
+"""Static checks of deploy/: the manifests parse and agree with endpoints.yml, requirements.lock, the
+backend contract of nlu.triton.contract and the config.pbtxt that nlu.triton.model_config writes.
+Nothing is built or started (no Docker, GPU or cluster)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
-from nlu import repository
+from nlu.triton import contract
+from nlu.triton.server import RESPONSE_CACHE_BYTES
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -148,13 +150,28 @@ def test_every_k8s_document_is_a_kubernetes_object():
 # ---------------------------------------------------------------- images
 
 
-def test_triton_image_pins_torch_transformers_numpy_as_the_lock():
+def test_triton_image_pins_onnx_numpy_as_the_lock_and_runs_onnxruntime_gpu():
+    """The backend's imports only: the lock's onnx and numpy, the CUDA build of onnxruntime, no torch."""
     lock, pins = _lock_versions(), _pip_pins(TRITON_DOCKERFILE)
-    for package in ("torch", "transformers", "numpy"):
+    for package in ("onnx", "numpy"):
         assert package in pins, f"deploy/triton/Dockerfile does not pin {package}"
         assert pins[package] == lock[package], (
             f"{package}: deploy/triton/Dockerfile installs {pins[package]}, requirements.lock pins {lock[package]}"
         )
+    assert "onnxruntime-gpu" in pins, "deploy/triton/Dockerfile does not pin onnxruntime-gpu"
+    assert "onnxruntime" not in pins, "the CPU onnxruntime would shadow onnxruntime-gpu"
+    installs = " ".join(args for name, args in _instructions(TRITON_DOCKERFILE) if name == "RUN")
+    for package in ("torch", "transformers"):
+        assert not re.search(rf"(?<![\w.-]){package}(?![\w-])", installs), f"the Triton image installs {package}"
+
+
+def test_triton_image_installs_our_backend():
+    copies = [args.split() for name, args in _instructions(TRITON_DOCKERFILE) if name == "COPY"]
+    target = f"/opt/tritonserver/backends/{contract.BACKEND}/model.py"
+    assert ["nlu/triton/backend/model.py", target] in copies, f"deploy/triton/Dockerfile does not copy the backend to {target}"
+    assert (ROOT / "nlu/triton/backend/model.py").is_file()
+    ignore = (DEPLOY / "triton" / "Dockerfile.dockerignore").read_text().splitlines()
+    assert "!nlu/triton/backend/model.py" in ignore, "the .dockerignore leaves the backend out of the build context"
 
 
 def test_triton_image_is_the_official_container_serving_our_repository():
@@ -164,7 +181,7 @@ def test_triton_image_is_the_official_container_serving_our_repository():
     assert command[0] == "tritonserver"
     ports = _triton_ports()
     for flag in ("--model-repository=/models", "--model-control-mode=explicit", "--load-model=*",
-                 "--strict-readiness=false", f"--http-port={ports['http']}", f"--grpc-port={ports['grpc']}",
+                 "--strict-readiness=false", f"--cache-config=local,size={RESPONSE_CACHE_BYTES}", f"--http-port={ports['http']}", f"--grpc-port={ports['grpc']}",
                  f"--metrics-port={ports['metrics']}"):
         assert flag in command, f"tritonserver is started without {flag}"
 
@@ -358,22 +375,25 @@ def test_bot_deployments_reach_triton_and_probe_their_ports():
 # ---------------------------------------------------------------- config.pbtxt
 
 
-@pytest.mark.parametrize("task, dims", [("intent", [-1]), ("entities", [-1, -1])])
-def test_model_config_is_a_valid_triton_model_config(task: str, dims: List[int]):
+def test_model_config_is_a_valid_triton_model_config():
+    """What Triton parses from config.pbtxt is what the backend and the client expect."""
     from google.protobuf import text_format
     from tritonclient.grpc import model_config_pb2
 
-    name = f"x_{task}"
-    config = text_format.Parse(repository.model_config(name, task), model_config_pb2.ModelConfig())
-    assert config.name == name
-    assert config.backend == "python"
-    assert config.max_batch_size > 0
+    from nlu.triton.model_config import config_text, model_config
+
+    config = text_format.Parse(config_text(model_config("x")), model_config_pb2.ModelConfig())
+    assert config.name == "x"
+    assert config.backend == contract.BACKEND
+    assert config.max_batch_size == contract.MAX_BATCH_SIZE
     assert config.HasField("dynamic_batching")
+    assert config.dynamic_batching.max_queue_delay_microseconds == 0
     assert config.version_policy.WhichOneof("policy_choice") == "all"
-    assert [i.name for i in config.input] == ["INPUT_IDS", "ATTENTION_MASK"]
+    assert not config.instance_group, "no instance_group: Triton makes one GPU instance per GPU"
+    assert tuple(i.name for i in config.input) == contract.INPUTS
     assert all(i.data_type == model_config_pb2.TYPE_INT64 and list(i.dims) == [-1] for i in config.input)
-    assert [o.name for o in config.output] == ["PROBABILITIES"]
-    assert config.output[0].data_type == model_config_pb2.TYPE_FP32
-    assert list(config.output[0].dims) == dims
-    parameters = {key: value.string_value for key, value in config.parameters.items()}
-    assert parameters == {"task": task, "half_precision_on_gpu": "true"}
+    assert tuple(o.name for o in config.output) == contract.OUTPUTS
+    assert all(o.data_type == model_config_pb2.TYPE_FP32 for o in config.output)
+    assert [list(o.dims) for o in config.output] == [[-1], [-1, -1]]
+    assert set(config.parameters) == {"cpu_threads", "gpu_precision"}
+    assert config.parameters["gpu_precision"].string_value == "fp16"
