@@ -16,7 +16,7 @@ from bot.supervisor import exit_on_sigterm
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATASETS = ("snips70", "clinc150", "banking77")  # as bench.splits.DATASETS, without importing Rasa
-PIPELINES = ("ours", "diet")  # as bench.pipelines.PIPELINES
+PIPELINES = ("ours", "diet", "keyword")  # as bench.pipelines.PIPELINES
 _QUIET_ENV = {
     "RASA_TELEMETRY_ENABLED": "false",
     "TF_CPP_MIN_LOG_LEVEL": "2",
@@ -48,7 +48,7 @@ def _choices(known: Tuple[str, ...]) -> Callable[[str], List[str]]:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     p.add_argument("--datasets", type=_choices(DATASETS), default=list(DATASETS), help="comma-separated (default: all three)")
-    p.add_argument("--pipelines", type=_choices(PIPELINES), default=list(PIPELINES), help="comma-separated (default: ours,diet)")
+    p.add_argument("--pipelines", type=_choices(PIPELINES), default=list(PIPELINES), help="comma-separated (default: ours,diet,keyword)")
     p.add_argument("--seed", type=int, default=13, help="seed of every split and of DIET (default 13)")
     p.add_argument("--max-train-per-intent", type=_positive, help="cap training examples per intent of CLINC150 and BANKING77 (seeded; SNIPS-70 is fixed)")
     p.add_argument("--test-per-intent", type=_positive,
@@ -62,6 +62,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--docs", type=Path, default=REPO_ROOT / "docs" / "benchmarks.md", help="markdown report")
     p.add_argument("--keep-work", action="store_true", help="keep the temp work dir (models, splits, logs)")
     p.add_argument("--render-only", action="store_true", help="only re-render --docs from OUT/results.json")
+    p.add_argument("--serving", action=argparse.BooleanOptionalAction, default=True,
+                   help="time the model alone and at the Triton boundary (default: on; --no-serving skips it)")
+    p.add_argument("--serving-only", action="store_true", help="only the serving latency part (no datasets)")
+    p.add_argument("--serving-runs", type=_positive, default=200,
+                   help="timed runs per model-alone case, and requests per Triton concurrency level (default 200)")
     return p
 
 
@@ -84,7 +89,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from bench.runner import Options, Progress, run
 
     options = Options(
-        datasets=args.datasets,
+        datasets=[] if args.serving_only else args.datasets,
         pipelines=args.pipelines,
         seed=args.seed,
         max_train_per_intent=args.max_train_per_intent,
@@ -96,6 +101,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         out=args.out.resolve(),
         docs=args.docs.resolve(),
         keep_work=args.keep_work,
+        serving=args.serving or args.serving_only,
+        serving_runs=args.serving_runs,
         argv=list(argv),
     )
     progress = Progress()
@@ -105,6 +112,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     progress(f"wrote {report.write_json(results, options.out)}")
     progress(f"wrote {report.write_docs(results, options.docs)}")
     failed = [f"{d}/{p}" for d, e in results["datasets"].items() for p, r in e["pipelines"].items() if r.get("error")]
+    failed += ["serving"] if results.get("serving", {}).get("error") else []
     if failed:
         progress(f"FAILED: {', '.join(failed)}")
     return 1 if failed else 0

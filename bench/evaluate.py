@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,9 @@ from rasa.shared.constants import DEFAULT_NLU_FALLBACK_INTENT_NAME as FALLBACK_I
 
 from bench import metrics
 from bench.splits import OUT_OF_SCOPE, Example, spans
+from nlu.encoding import EncodingSettings
+from nlu.triton import repository
+from nlu.triton.contract import FP32_FILE, INT8_FILE
 
 
 @dataclass(frozen=True)
@@ -59,3 +63,28 @@ def score(test: Sequence[Example], predictions: Sequence[Prediction], has_entiti
         result.update(metrics.out_of_scope_scores(gold, predicted, OUT_OF_SCOPE))
     result["fallback_predictions"] = sum(p == FALLBACK_INTENT for p in predicted)
     return result
+
+
+def precisions(repository_dir: Path, name: str, component: Dict[str, Any], test: Sequence[Example]) -> Dict[str, Any]:
+    """Intent accuracy and entity F1 of the newest version's fp32 and INT8 graphs on the test split.
+
+    Parsed by ONNX Runtime in this process as Triton's answers are parsed. Where the quality gate
+    kept fp32, the INT8 copy is made again here, so that both are always compared.
+    """
+    from nlu import export  # torch and ONNX: only for our pipeline
+    from nlu.training import load_encoder
+
+    version = repository.next_version(repository_dir, name) - 1
+    directory = repository.version_dir(repository_dir, name, version)
+    labels = repository.read_labels(repository_dir, name, version)
+    encoder = load_encoder(component["model_name_or_path"], EncodingSettings.from_component_config(component))
+    texts, intents = [e.text for e in test], [e.intent for e in test]
+    annotations = [[{"entity": entity, "start": start, "end": end} for entity, start, end in e.entities] for e in test]
+    served = "int8" if (directory / INT8_FILE).exists() else "fp32"
+    with tempfile.TemporaryDirectory() as scratch:
+        int8 = directory / INT8_FILE if served == "int8" else export.quantize_int8(directory / FP32_FILE, Path(scratch) / INT8_FILE)
+        scores = {
+            precision: export.quality(export.session(path), encoder, labels, texts, intents, annotations)
+            for precision, path in (("fp32", directory / FP32_FILE), ("int8", int8))
+        }
+    return {"served_on_cpu": served, **scores}

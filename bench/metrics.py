@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence, Set, Tuple
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 from sklearn.metrics import f1_score
 
-Span = Tuple[str, int, int]
+from nlu.quality import entity_scores  # noqa: F401  (re-exported: the bench scores entities as the gate does)
 
 
 def intent_scores(gold: Sequence[str], predicted: Sequence[str]) -> Dict[str, float]:
@@ -17,17 +17,6 @@ def intent_scores(gold: Sequence[str], predicted: Sequence[str]) -> Dict[str, fl
         "intent_accuracy": float(np.mean([g == p for g, p in zip(gold, predicted)])),
         "intent_macro_f1": float(f1_score(gold, predicted, labels=labels, average="macro", zero_division=0)),
     }
-
-
-def entity_scores(gold: Sequence[Set[Span]], predicted: Sequence[Set[Span]]) -> Dict[str, float]:
-    """Micro precision, recall and F1 over exact (entity, start, end) spans."""
-    tp = sum(len(g & p) for g, p in zip(gold, predicted))
-    fp = sum(len(p - g) for g, p in zip(gold, predicted))
-    fn = sum(len(g - p) for g, p in zip(gold, predicted))
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"entity_precision": precision, "entity_recall": recall, "entity_f1": f1}
 
 
 def out_of_scope_scores(gold: Sequence[str], predicted: Sequence[str], label: str) -> Dict[str, Optional[float]]:

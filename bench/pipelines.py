@@ -3,7 +3,9 @@
 - ours: the repo's config.yml pipeline (BlankSpacyTokenizer + BertTritonNLU) without
   FallbackClassifier, its hyper-parameters as in config.yml (epochs overridable);
 - diet: the pipeline `rasa init` trains with (rasa's default_config.yml) without
-  ResponseSelector (no responses here) and FallbackClassifier, DIET epochs overridable.
+  ResponseSelector (no responses here) and FallbackClassifier, DIET epochs overridable;
+- keyword: a whitespace tokenizer and Rasa's KeywordIntentClassifier, next to no NLU at all:
+  its /model/parse latency is Rasa's own overhead.
 Neither has a fallback, so intent accuracy is raw.
 """
 
@@ -16,8 +18,8 @@ from typing import Any, Dict, List, Optional
 
 import yaml
 
-OURS, DIET = "ours", "diet"
-PIPELINES = (OURS, DIET)
+OURS, DIET, KEYWORD = "ours", "diet", "keyword"
+PIPELINES = (OURS, DIET, KEYWORD)
 OUR_COMPONENT = "nlu.component.BertTritonNLU"
 _DROPPED = {"FallbackClassifier", "ResponseSelector"}
 
@@ -58,6 +60,11 @@ def diet_config(epochs: int, seed: int) -> Dict[str, Any]:
             {"name": "EntitySynonymMapper"},
         ],
     )
+
+
+def keyword_config() -> Dict[str, Any]:
+    """The cheapest pipeline Rasa runs: what /model/parse costs before any real NLU."""
+    return _config("en", [{"name": "WhitespaceTokenizer"}, {"name": "KeywordIntentClassifier"}])
 
 
 def train(config: Dict[str, Any], train_file: Path, work_dir: Path, name: str) -> TrainedModel:

@@ -23,7 +23,13 @@ _ROWS = [
     ("in-server p99 (ms)", ("in_server_ms", "p99"), "ms", True),
     ("HTTP p50 (ms)", ("http_ms", "p50"), "ms", True),
     ("HTTP p99 (ms)", ("http_ms", "p99"), "ms", True),
+    ("ONNX fp32: intent accuracy", ("precisions", "fp32", "intent_accuracy"), "pct", False),
+    ("ONNX INT8: intent accuracy", ("precisions", "int8", "intent_accuracy"), "pct", False),
+    ("ONNX fp32: entity F1", ("precisions", "fp32", "entity_f1"), "pct", False),
+    ("ONNX INT8: entity F1", ("precisions", "int8", "entity_f1"), "pct", False),
+    ("served on the CPU", ("precisions", "served_on_cpu"), "text", False),
 ]
+_PIPELINES = ("ours", "diet", "keyword")
 _OOS_ROWS = {"out-of-scope recall", "in-scope accuracy"}
 
 
@@ -72,13 +78,39 @@ def render_markdown(results: Dict[str, Any]) -> str:
         f"ours epochs: {options['epochs'] or 'as config.yml'} (early stopping as config.yml); "
         f"DIET epochs: {options['diet_epochs']}; HTTP requests per model: {options['http_requests']}.",
         "",
+    ]
+    if results["datasets"]:
+        lines += _datasets_part(results)
+    if "serving" in results:
+        lines += _serving_part(results["serving"])
+    machine = results["machine"]
+    lines += [
+        "## Machine",
+        "",
+        "| platform | CPU | cores | memory | GPU | Python | torch | transformers | Rasa |",
+        "| --- | --- | ---: | ---: | --- | --- | --- | --- | --- |",
+        f"| {machine['platform']} | {machine['cpu']} | {machine['cores']} | {machine.get('memory_gib')} GiB | "
+        f"{machine['gpu']} | {machine['python']} | {machine['torch']} | {machine['transformers']} | {machine['rasa']} |",
+        "",
+        f"Load average (1, 5, 15 min) at start: {_loads(results.get('load_average_at_start'))}; at end: "
+        f"{_loads(results.get('load_average_at_end'))}. Latencies and training times are only comparable on an "
+        "otherwise idle machine.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _datasets_part(results: Dict[str, Any]) -> List[str]:
+    """Pipelines, splits and a result table per dataset (a --serving-only run has none)."""
+    lines = [
         "## Pipelines",
         "",
-        "Both are trained NLU-only with `rasa.model_training.train_nlu` on the same split, Rasa's training "
-        "cache disabled, and neither has a FallbackClassifier, so accuracy is raw.",
+        "All are trained NLU-only with `rasa.model_training.train_nlu` on the same split, Rasa's training "
+        "cache disabled, and none has a FallbackClassifier, so accuracy is raw. `keyword` is next to no NLU: "
+        "its latency is Rasa's own overhead.",
         "",
-        f"- **ours**: {_pipeline_text(results, 'ours')}",
-        f"- **diet**: {_pipeline_text(results, 'diet')}",
+        *[f"- **{pipeline}**: {_pipeline_text(results, pipeline)}" for pipeline in _PIPELINES
+          if any(pipeline in entry.get("pipelines", {}) for entry in results["datasets"].values())],
         "",
         "## Splits",
         "",
@@ -97,39 +129,28 @@ def render_markdown(results: Dict[str, Any]) -> str:
         "(entity, start, end) spans. In-server latency: `await Agent.parse_message(text)` in the benchmark "
         "process, one text at a time; HTTP latency: sequential `POST /model/parse` to `rasa run --enable-api` "
         "over one connection, as the client sees it. One untimed warm-up call precedes each. Ours includes "
-        "the gRPC round trip to Triton in both.",
+        "the gRPC round trip to Triton in both. The ONNX rows parse the test split with each graph of our "
+        "newest version in ONNX Runtime, in the benchmark process; the last row says which graph the "
+        "training-time quality gate chose for the CPU.",
         "",
     ]
     for name, entry in results["datasets"].items():
         lines += _dataset_table(name, entry)
-    machine = results["machine"]
-    lines += [
-        "## Machine",
-        "",
-        "| platform | CPU | cores | memory | GPU | Python | torch | transformers | Rasa |",
-        "| --- | --- | ---: | ---: | --- | --- | --- | --- | --- |",
-        f"| {machine['platform']} | {machine['cpu']} | {machine['cores']} | {machine.get('memory_gib')} GiB | "
-        f"{machine['gpu']} | {machine['python']} | {machine['torch']} | {machine['transformers']} | {machine['rasa']} |",
-        "",
-        f"Load average (1, 5, 15 min) at start: {_loads(results.get('load_average_at_start'))}; at end: "
-        f"{_loads(results.get('load_average_at_end'))}. Latencies and training times are only comparable on an "
-        "otherwise idle machine.",
-        "",
-    ]
-    return "\n".join(lines)
+    return lines
 
 
 def _dataset_table(name: str, entry: Dict[str, Any]) -> List[str]:
     pipelines = entry.get("pipelines", {})
+    shown = [p for p in _PIPELINES if p in pipelines]
     ours, diet = pipelines.get("ours", {}), pipelines.get("diet", {})
-    has_oos = any(_get(p, ("metrics", "oos_recall")) is not None for p in (ours, diet))
-    lines = [f"### {name}", "", "| | ours | diet | ours/diet |", "| --- | ---: | ---: | ---: |"]
+    has_oos = any(_get(p, ("metrics", "oos_recall")) is not None for p in pipelines.values())
+    lines = [f"### {name}", "", f"| | {' | '.join(shown)} | ours/diet |", f"| --- |{' ---: |' * len(shown)} ---: |"]
     for label, where, kind, ratio in _ROWS:
         if label in _OOS_ROWS and not has_oos:
             continue
-        a, b = _get(ours, where), _get(diet, where)
-        shown = _ratio(a, b) if ratio else ""
-        lines.append(f"| {label} | {_fmt(a, kind)} | {_fmt(b, kind)} | {shown} |")
+        values = [_fmt(_get(pipelines[p], where), kind) for p in shown]
+        quotient = _ratio(_get(ours, where), _get(diet, where)) if ratio else ""
+        lines.append(f"| {label} | {' | '.join(values)} | {quotient} |")
     lines.append("")
     for pipeline, result in pipelines.items():
         if result.get("error"):
@@ -138,6 +159,68 @@ def _dataset_table(name: str, entry: Dict[str, Any]) -> List[str]:
         if fallbacks:
             lines += [f"**{pipeline}: {fallbacks} test texts got `nlu_fallback`** (Triton did not answer).", ""]
     return lines
+
+
+def _serving_part(serving: Dict[str, Any]) -> List[str]:
+    """The model alone per runtime and threads, then the floor and ours behind Triton's gRPC."""
+    lines = ["## Serving latency (model alone, Triton boundary)", ""]
+    if serving.get("error"):
+        return lines + [f"**serving failed:** `{serving['error']}`", ""]
+    lines += [
+        f"The bundled `{serving['base_model']}` joint model with untrained heads ({serving['intents']} intents, "
+        f"{serving['tags']} tags): latency does not depend on training. Every figure is over {serving['runs']} timed "
+        f"calls after {serving['warmup']} untimed ones; load average (1, 5, 15 min) at start of this part: "
+        f"{_loads(serving.get('load_average_at_start'))}, at end: {_loads(serving.get('load_average_at_end'))}.",
+        "",
+    ]
+    return lines + _model_alone_table(serving) + _triton_table(serving)
+
+
+def _model_alone_table(serving: Dict[str, Any]) -> List[str]:
+    rows = serving["model_alone"]
+    pieces = sorted({row["pieces"] for row in rows})
+    cases: Dict[tuple, Dict[int, Dict[str, Any]]] = {}  # (runtime, threads) -> pieces -> row
+    for row in rows:
+        cases.setdefault((row["runtime"], row["threads"]), {})[row["pieces"]] = row
+    lines = [
+        "### Model alone",
+        "",
+        "Batch 1 (one window of random word pieces, all attended) in the benchmark process. ONNX Runtime is set up "
+        "as the Triton backend's CPU instance: `intra_op_num_threads` as shown, one inter-op thread, sequential "
+        "execution, all graph optimizations, no spinning; INT8 is per-channel dynamic quantization of every MatMul. "
+        "Torch runs eager with `torch.set_num_threads`. Milliseconds:",
+        "",
+        "| runtime | threads | " + " | ".join(f"{n} pieces p50 | {n} pieces p95" for n in pieces) + " |",
+        "| --- | ---: |" + " ---: | ---: |" * len(pieces),
+    ]
+    for (runtime, threads), by_pieces in cases.items():
+        cells = [f"{_fmt(_get(by_pieces, (n, p)), 'ms')}" for n in pieces for p in ("p50", "p95")]
+        lines.append(f"| {runtime} | {threads} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def _triton_table(serving: Dict[str, Any]) -> List[str]:
+    triton = serving["triton"]
+    lines = [
+        "### Triton boundary (gRPC)",
+        "",
+        "One bundled Triton serves a do-nothing **floor** model (Python backend, our inputs, outputs and batching, "
+        f"zero outputs) and **ours** (backend `nlu_onnx`: INT8, {serving['triton_cpu_threads']} intra-op thread(s)). "
+        f"Every request is one typical support message, \"{triton['message']}\" ({triton['pieces']} word pieces "
+        f"padded to {triton['padded_pieces']}), sent with `TritonNLUClient.infer`. Each row is {triton['requests']} "
+        "requests split over concurrent threads with a client each, started together after their warm-up "
+        "(concurrency 1: sequential requests on one client); messages/s is requests over the wall time. "
+        "**ours, whole parse** is what the Rasa component's `process()` does per message: encode the text, "
+        "one request, decode intents and entity spans (`nlu.parser.Parser.parse`).",
+        "",
+        "| model | concurrency | p50 (ms) | p90 (ms) | p99 (ms) | messages/s |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in triton["rows"]:
+        latencies = " | ".join(_fmt(row.get(p), "ms") for p in ("p50", "p90", "p99"))
+        throughput = f"{row['throughput_per_s']:.0f}" if row.get("throughput_per_s") else ""
+        lines.append(f"| {row['model']} | {row['concurrency']} | {latencies} | {throughput} |")
+    return lines + [""]
 
 
 def _pipeline_text(results: Dict[str, Any], pipeline: str) -> str:
@@ -169,9 +252,11 @@ def _get(result: Dict[str, Any], where: tuple) -> Optional[Any]:
     return value
 
 
-def _fmt(value: Optional[float], kind: str) -> str:
+def _fmt(value: Optional[Any], kind: str) -> str:
     if value is None:
         return "n/a"
+    if kind == "text":
+        return str(value)
     if kind == "pct":
         return f"{100 * value:.1f}%"
     if kind == "s":

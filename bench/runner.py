@@ -15,11 +15,10 @@ from typing import Any, Dict, List, Optional
 
 import yaml
 
-from bench import evaluate, latency, metrics, pipelines
+from bench import evaluate, latency, metrics, pipelines, serving
 from bench.machine import code_version, load_average, machine_info
 from bench.services import TritonEndpoint, rasa_server, triton_server, unload_models
 from bench.splits import Split, make_split
-from nlu import repository
 from nlu.settings import TritonSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -49,6 +48,8 @@ class Options:
     out: Path = REPO_ROOT / "bench" / "results"
     docs: Path = REPO_ROOT / "docs" / "benchmarks.md"
     keep_work: bool = False
+    serving: bool = True
+    serving_runs: int = 200
     argv: List[str] = field(default_factory=list)
 
 
@@ -63,7 +64,7 @@ class Progress:
 
 
 def run(options: Options, progress: Progress) -> Dict[str, Any]:
-    """Benchmark every selected dataset with one Triton; returns the results dict."""
+    """Serving latency, then every selected dataset with one Triton; returns the results dict."""
     results: Dict[str, Any] = {
         "generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "bench_args": shlex.join(options.argv),
@@ -79,18 +80,22 @@ def run(options: Options, progress: Progress) -> Dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="bench-"))
     failed = False
     try:
-        model_repository = _prepare_environment(work)
-        progress(f"starting Triton on {model_repository} (work dir {work})")
-        with triton_server(model_repository, work / "logs", dict(os.environ)) as triton:
-            os.environ["TRITON_URL"] = triton.grpc_url
-            _write_endpoints(work, triton)
-            progress(f"Triton ready at {triton.grpc_url}")
-            for name in options.datasets:
-                entry = _bench_dataset(name, options, work, triton, progress)
-                results["datasets"][name] = entry
-                failed |= any(p.get("error") for p in entry["pipelines"].values())
-            results["load_average_at_end"] = load_average()
-            progress("stopping Triton")
+        if options.serving:
+            results["serving"] = _bench_serving(options, results["machine"], work / "serving", progress)
+            failed |= "error" in results["serving"]
+        if options.datasets:
+            model_repository = _prepare_environment(work)
+            progress(f"starting Triton on {model_repository} (work dir {work})")
+            with triton_server(model_repository, work / "logs", dict(os.environ)) as triton:
+                os.environ["TRITON_URL"] = triton.grpc_url
+                _write_endpoints(work, triton)
+                progress(f"Triton ready at {triton.grpc_url}")
+                for name in options.datasets:
+                    entry = _bench_dataset(name, options, work, triton, progress)
+                    results["datasets"][name] = entry
+                    failed |= any(p.get("error") for p in entry["pipelines"].values())
+                progress("stopping Triton")
+        results["load_average_at_end"] = load_average()
     except BaseException:
         failed = True
         raise
@@ -100,6 +105,16 @@ def run(options: Options, progress: Progress) -> Dict[str, Any]:
         else:
             shutil.rmtree(work, ignore_errors=True)
     return results
+
+
+def _bench_serving(options: Options, machine: Dict[str, Any], work: Path, progress: Progress) -> Dict[str, Any]:
+    """Serving latency; a failure is recorded, not raised, so that the datasets still run."""
+    try:
+        return serving.run(options.serving_runs, machine, work, progress)
+    except Exception as error:
+        traceback.print_exc()
+        progress(f"serving: FAILED ({type(error).__name__})")
+        return {"error": f"{type(error).__name__}: {error}".strip()[:2000]}
 
 
 def _prepare_environment(work: Path) -> Path:
@@ -132,12 +147,13 @@ def _bench_dataset(
     configs = {
         pipelines.OURS: lambda: pipelines.ours_config(REPO_ROOT / "config.yml", triton_name, options.epochs),
         pipelines.DIET: lambda: pipelines.diet_config(options.diet_epochs, options.seed),
+        pipelines.KEYWORD: pipelines.keyword_config,
     }
     entry: Dict[str, Any] = {"split": summary, "pipelines": {}}
     for pipeline in options.pipelines:
         config = configs[pipeline]()
         entry["pipelines"][pipeline] = _bench_pipeline(name, pipeline, config, split, options, work, progress)
-    unload_models(triton, [repository.triton_model_name(triton_name, task) for task in repository.TASKS])
+    unload_models(triton, [triton_name])
     entry["ratios"] = _ratios(entry["pipelines"].get(pipelines.OURS, {}), entry["pipelines"].get(pipelines.DIET, {}))
     return entry
 
@@ -162,6 +178,10 @@ def _bench_pipeline(
         progress(f"{label}: trained in {model.train_time_s:.1f} s; loading it and parsing {len(texts)} test texts")
         predictions, timings, result["load_time_s"] = evaluate.predict(model.path, texts)
         result["metrics"] = evaluate.score(split.test, predictions, split.has_entities)
+        if pipeline == pipelines.OURS:
+            component = next(c for c in config["pipeline"] if c["name"] == pipelines.OUR_COMPONENT)
+            repository_dir = Path(os.environ["TRITON_MODEL_REPOSITORY"])
+            result["precisions"] = evaluate.precisions(repository_dir, component["triton_model_name"], component, split.test)
         result["in_server_ms"] = metrics.latency_summary(timings)
         if result["metrics"]["fallback_predictions"]:
             progress(f"{label}: WARNING {result['metrics']['fallback_predictions']} texts got nlu_fallback")
