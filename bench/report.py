@@ -205,9 +205,9 @@ def _triton_table(serving: Dict[str, Any]) -> List[str]:
         "### Triton boundary (gRPC)",
         "",
         "One bundled Triton serves a do-nothing **floor** model (Python backend, our inputs, outputs and batching, "
-        f"zero outputs) and **ours** (backend `nlu_onnx`: INT8, {serving['triton_cpu_threads']} intra-op thread(s)). "
-        f"Every request is one typical support message, \"{triton['message']}\" ({triton['pieces']} word pieces "
-        f"padded to {triton['padded_pieces']}), sent with `TritonNLUClient.infer`. Each row is {triton['requests']} "
+        f"zero outputs) and **ours** (backend `nlu_onnx`, INT8), once with the default of config.pbtxt "
+        f"({serving['triton_cpu_threads']} intra-op thread(s)) and once with the other thread count. "
+        f"Every request is one typical support message, \"{triton['message']}\" ({triton['pieces']} word pieces), sent with `TritonNLUClient.infer`. Each row is {triton['requests']} "
         "requests split over concurrent threads with a client each, started together after their warm-up "
         "(concurrency 1: sequential requests on one client); messages/s is requests over the wall time. "
         "**ours, whole parse** is what the Rasa component's `process()` does per message: encode the text, "
@@ -220,6 +220,17 @@ def _triton_table(serving: Dict[str, Any]) -> List[str]:
         latencies = " | ".join(_fmt(row.get(p), "ms") for p in ("p50", "p90", "p99"))
         throughput = f"{row['throughput_per_s']:.0f}" if row.get("throughput_per_s") else ""
         lines.append(f"| {row['model']} | {row['concurrency']} | {latencies} | {throughput} |")
+    cache = triton.get("response_cache")
+    if cache:
+        without, with_cache = cache["without"], cache["with"]
+        lines += [
+            "",
+            f"**Triton's response cache** on the support bot's test conversations (`tests/conversations/`): "
+            f"their {cache['messages']} user messages ({cache['distinct']} distinct) parsed once, in order, "
+            "as the component parses them, by two copies of ours, one with `response_cache` enabled (each cache "
+            f"starts empty): mean {_fmt(without['mean'], 'ms')} ms without, {_fmt(with_cache['mean'], 'ms')} ms with; "
+            f"p50 {_fmt(without['p50'], 'ms')} and {_fmt(with_cache['p50'], 'ms')} ms.",
+        ]
     return lines + [""]
 
 

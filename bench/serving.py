@@ -51,6 +51,7 @@ TIMEOUT_S = 60.0
 FLOOR_SOURCE = Path(__file__).with_name("floor_model") / "model.py"
 CONVERSATIONS = Path(__file__).resolve().parent.parent / "tests" / "conversations"
 CACHE_TWINS = {False: "bench_serving_uncached", True: "bench_serving_cached"}
+OTHER_THREADS = "bench_serving_other_threads"  # ours with the other intra-op thread count of THREADS
 
 Infer = Callable[[np.ndarray, np.ndarray], object]
 Progress = Callable[[str], None]
@@ -156,14 +157,17 @@ def window(pieces: int, vocabulary: int) -> Tuple[np.ndarray, np.ndarray]:
 def triton_boundary(repository: Path, log_dir: Path, runs: int, progress: Progress) -> Dict[str, Any]:
     """Latency and throughput of the floor and of ours for one typical message, per concurrency."""
     encoder = load_encoder(BASE_MODEL, EncodingSettings())
-    pieces = encoder.windows([MESSAGE]).input_ids
-    ids, mask = encoder.pad(pieces)
+    ids, mask = encoder.pad(encoder.windows([MESSAGE]).input_ids)
     write_floor(repository)
-    write_cache_twins(repository)
+    for enabled, name in CACHE_TWINS.items():
+        write_variant(repository, name, lambda config: setattr(config.response_cache, "enable", enabled))
+    other = next(t for t in THREADS if t != CPU_THREADS)
+    write_variant(repository, OTHER_THREADS, lambda config: config.parameters["cpu_threads"].__setattr__("string_value", str(other)))
     rows: List[Dict[str, Any]] = []
     with triton_server(repository, log_dir, dict(os.environ)) as triton:
-        assert_ready(triton.grpc_url, (FLOOR, OURS, *CACHE_TWINS.values()), log_dir)
-        for label, name in (("floor", FLOOR), ("ours", OURS)):
+        assert_ready(triton.grpc_url, (FLOOR, OURS, OTHER_THREADS, *CACHE_TWINS.values()), log_dir)
+        models = (("floor", FLOOR), (f"ours, {CPU_THREADS} thread(s)", OURS), (f"ours, {other} thread(s)", OTHER_THREADS))
+        for label, name in models:
             for concurrency in CONCURRENCY:
                 row = {"model": label, **load(triton.grpc_url, name, ids, mask, concurrency, runs)}
                 rows.append(row)
@@ -176,7 +180,7 @@ def triton_boundary(repository: Path, log_dir: Path, runs: int, progress: Progre
         cache = cache_replay(triton.grpc_url, repository, encoder)
         progress(f"serving: conversation replay, mean ms without / with the response cache: "
                  f"{cache['without']['mean']:.2f} / {cache['with']['mean']:.2f}")
-    return {"message": MESSAGE, "pieces": len(pieces[0]), "padded_pieces": int(ids.shape[1]), "requests": runs, "rows": rows,
+    return {"message": MESSAGE, "pieces": int(ids.shape[1]), "requests": runs, "rows": rows,
             "response_cache": cache}
 
 
@@ -189,13 +193,12 @@ def conversation_texts() -> List[str]:
     return texts
 
 
-def write_cache_twins(repository: Path) -> None:
-    """Two copies of our version, one with Triton's response cache and one without."""
-    for enabled, name in CACHE_TWINS.items():
-        shutil.copytree(version_dir(repository, OURS, VERSION), version_dir(repository, name, VERSION))
-        config = model_config(name)
-        config.response_cache.enable = enabled
-        write_config(repository / name, config)
+def write_variant(repository: Path, name: str, change: Callable[[Any], None]) -> None:
+    """A copy of our version under `name`, its config changed by `change` (a ModelConfig)."""
+    shutil.copytree(version_dir(repository, OURS, VERSION), version_dir(repository, name, VERSION))
+    config = model_config(name)
+    change(config)
+    write_config(repository / name, config)
 
 
 def cache_replay(url: str, repository: Path, encoder: TextEncoder) -> Dict[str, Any]:
