@@ -387,6 +387,7 @@ def test_model_config_is_a_valid_triton_model_config():
     assert config.backend == contract.BACKEND
     assert config.max_batch_size == contract.MAX_BATCH_SIZE
     assert config.HasField("dynamic_batching")
+    assert config.response_cache.enable, "repeated messages are answered from Triton's response cache"
     assert config.dynamic_batching.max_queue_delay_microseconds == 0
     assert config.version_policy.WhichOneof("policy_choice") == "all"
     assert not config.instance_group, "no instance_group: Triton makes one GPU instance per GPU"

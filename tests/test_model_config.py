@@ -34,7 +34,7 @@ def test_an_edited_config_is_kept_and_an_untouched_one_is_updated(tmp_path, capl
     assert not model_config.write_config(model_dir, config), "an unchanged config is not rewritten"
 
     newer = model_config.model_config("support_nlu")
-    newer.parameters["cpu_threads"].string_value = "2"
+    newer.parameters["cpu_threads"].string_value = "1"
     assert model_config.write_config(model_dir, newer), "a config nobody edited follows the code"
     assert model_config.read_config(model_dir / "config.pbtxt") == newer
 
