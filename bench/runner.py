@@ -20,6 +20,7 @@ from bench.machine import code_version, load_average, machine_info
 from bench.services import TritonEndpoint, rasa_server, triton_server, unload_models
 from bench.splits import Split, make_split
 from nlu.settings import TritonSettings
+from nlu.triton.model_config import model_config, write_config
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RATIO_KEYS = {
@@ -175,6 +176,8 @@ def _bench_pipeline(
         progress(f"{label}: training")
         model = pipelines.train(config, split.train_file, work, f"{dataset}-{pipeline}")
         result["train_time_s"] = model.train_time_s
+        if pipeline == pipelines.OURS:
+            _without_response_cache(config)
         progress(f"{label}: trained in {model.train_time_s:.1f} s; loading it and parsing {len(texts)} test texts")
         predictions, timings, result["load_time_s"] = evaluate.predict(model.path, texts)
         result["metrics"] = evaluate.score(split.test, predictions, split.has_entities)
@@ -197,6 +200,17 @@ def _bench_pipeline(
         result["error"] = f"{type(error).__name__}: {error}".strip()[:2000]
         progress(f"{label}: FAILED ({type(error).__name__})")
     return result
+
+
+def _without_response_cache(config: Dict[str, Any]) -> None:
+    """Turn Triton's response cache off for our freshly trained model before anything loads it.
+
+    Every test text is parsed in process before the HTTP timing: with the cache on, HTTP would
+    time cached answers. (Its effect on real conversations is measured in the serving part.)
+    """
+    component = next(c for c in config["pipeline"] if c["name"] == pipelines.OUR_COMPONENT)
+    name = component["triton_model_name"]
+    write_config(Path(os.environ["TRITON_MODEL_REPOSITORY"]) / name, serving.uncached(model_config(name)))
 
 
 def _ratios(ours: Dict[str, Any], diet: Dict[str, Any]) -> Dict[str, Optional[float]]:
