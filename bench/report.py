@@ -187,7 +187,7 @@ def _model_alone_table(serving: Dict[str, Any]) -> List[str]:
         "",
         "Batch 1 (one window of random word pieces, all attended) in the benchmark process. ONNX Runtime is set up "
         "as the Triton backend's CPU instance: `intra_op_num_threads` as shown, one inter-op thread, sequential "
-        "execution, all graph optimizations, no spinning; INT8 is per-channel dynamic quantization of every MatMul. "
+        "execution, all graph optimizations, no spinning; INT8 is per-channel dynamic quantization of the encoder's weight MatMuls (`nlu.export.quantize_int8`). "
         "Torch runs eager with `torch.set_num_threads`. Milliseconds:",
         "",
         "| runtime | threads | " + " | ".join(f"{n} pieces p50 | {n} pieces p95" for n in pieces) + " |",
