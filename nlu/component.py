@@ -99,9 +99,10 @@ class BertTritonNLU(GraphComponent, IntentClassifier, EntityExtractorMixin):
         texts = [m.get(TEXT) for m in examples]
         intents = [m.get(INTENT) for m in examples]
         annotations = [m.get(ENTITIES) or [] for m in examples]
-        encoder = training.load_encoder(self.component_config["model_name_or_path"], EncodingSettings.from_component_config(self.component_config))
+        base = self.component_config["model_name_or_path"]
+        encoder = training.load_encoder(base, EncodingSettings.from_component_config(self.component_config))
         config = FineTuneConfig.from_component_config(self.component_config)
-        tuned = training.fine_tune(self.component_config["model_name_or_path"], encoder, texts, intents, annotations, config)
+        tuned = training.fine_tune(base, encoder, texts, intents, annotations, config)
 
         name = self.component_config["triton_model_name"]
         live = TritonSettings.load().model_repository
@@ -144,6 +145,8 @@ class BertTritonNLU(GraphComponent, IntentClassifier, EntityExtractorMixin):
     ) -> "BertTritonNLU":
         """Install the stored version into the live repository and connect to Triton."""
         meta = json.loads((directory / META_FILE).read_text())
+        if "name" not in meta:  # the two-model layout of older versions of this component
+            raise ValueError("it was trained by an older version of this component (two Triton models); retrain it with `rasa train`")
         name, version = meta["name"], meta["version"]
         encoder = TextEncoder.load(directory / ENCODER_DIR)
         settings = TritonSettings.load()
