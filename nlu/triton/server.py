@@ -51,7 +51,9 @@ def install_backend(backends: Path) -> Path:
     """Put our backend's model.py at <backends>/nlu_onnx/model.py (atomically: servers may share it)."""
     target = backends / BACKEND / "model.py"
     target.parent.mkdir(exist_ok=True)
-    staging = Path(tempfile.mkstemp(prefix=".model-", suffix=".py", dir=target.parent)[1])
+    descriptor, name = tempfile.mkstemp(prefix=".model-", suffix=".py", dir=target.parent)
+    os.close(descriptor)
+    staging = Path(name)
     shutil.copyfile(BACKEND_SOURCE, staging)
     staging.replace(target)
     return target
