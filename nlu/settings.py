@@ -1,15 +1,17 @@
 """Where Triton is: the `triton:` section of endpoints.yml, overridable by environment variables.
 
-Rasa hands no endpoints to NLU components, so the component reads the same file `rasa run`
-reads: $RASA_ENDPOINTS, else ./endpoints.yml.
+Rasa hands no endpoints to NLU components, so the component finds the file the Rasa command was
+started with (`rasa run|train|shell|test ... --endpoints F`) by parsing the command line with
+Rasa's own parser; outside the Rasa CLI it reads $RASA_ENDPOINTS, else ./endpoints.yml.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import yaml
 
@@ -30,7 +32,7 @@ class TritonSettings:
     @classmethod
     def load(cls, endpoints: Optional[str] = None) -> "TritonSettings":
         """Settings from endpoints.yml, then TRITON_URL / TRITON_MODEL_REPOSITORY / TRITON_TIMEOUT."""
-        path = Path(endpoints or os.environ.get("RASA_ENDPOINTS", DEFAULT_ENDPOINTS))
+        path = Path(endpoints or endpoints_path())
         section: Dict[str, Any] = {}
         if path.is_file():
             section = (yaml.safe_load(path.read_text()) or {}).get("triton") or {}
@@ -43,3 +45,22 @@ class TritonSettings:
             grpc_port=int(section.get("grpc_port", url.rsplit(":", 1)[-1])),
             metrics_port=int(section.get("metrics_port", cls.metrics_port)),
         )
+
+
+def endpoints_path(argv: Optional[List[str]] = None) -> str:
+    """The endpoints file of this process: the one the Rasa CLI was given (or its default, the one
+    Rasa itself reads then), else $RASA_ENDPOINTS, else ./endpoints.yml."""
+    argv = sys.argv if argv is None else argv
+    if argv and _is_rasa_cli(argv[0]):
+        from rasa.__main__ import create_argument_parser
+
+        # Rasa validated this command line before it loaded us, so parsing it again cannot fail.
+        known, _ = create_argument_parser().parse_known_args(argv[1:])
+        if getattr(known, "endpoints", None):
+            return known.endpoints
+    return os.environ.get("RASA_ENDPOINTS") or DEFAULT_ENDPOINTS
+
+
+def _is_rasa_cli(program: str) -> bool:
+    path = Path(program)
+    return path.name == "rasa" or path.parts[-2:] == ("rasa", "__main__.py")

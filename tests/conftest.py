@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterator, Optional
@@ -71,6 +73,17 @@ class Triton:
             ),
             timeout_s=120,
         )
+
+    @contextmanager
+    def stalled(self) -> Iterator[None]:
+        """Triton alive but not answering (its processes stopped with SIGSTOP), like a server
+        stuck on a long request; it goes on when the block ends."""
+        group = self.supervisor.services[0].process.pid
+        os.killpg(group, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.killpg(group, signal.SIGCONT)
 
     def stop(self) -> None:
         if self.supervisor:
@@ -141,39 +154,75 @@ def fake_telegram() -> Iterator[FakeTelegramApi]:
     api.stop()
 
 
+def copy_project(bot: TrainedBot, directory: Path) -> Path:
+    """A test's own copy of a trained project (its model and Rasa's training cache included), to
+    change without touching what other tests read."""
+    shutil.copytree(bot.project, directory, ignore=shutil.ignore_patterns("results", "logs"))
+    return directory
+
+
+# The endpoints file bot_servers' Rasa is started with (`--endpoints`); the project's endpoints.yml
+# beside it names a Triton where nothing listens, so a component that read ./endpoints.yml fails.
+SERVED_ENDPOINTS = "served-endpoints.yml"
+
+
 @dataclass
 class Servers:
     rasa_url: str
     actions_port: int
     supervisor: Supervisor
     env: Dict[str, str]
+    project: Path
+    shop_url: str
 
 
 @pytest.fixture(scope="session")
 def bot_servers(tmp_path_factory, trained_bot, triton, fake_telegram) -> Iterator[Servers]:
-    """`rasa run --enable-api` and the action server on the trained bot, with the project's
-    credentials.yml (REST, socket.io, Telegram against the fake Bot API)."""
+    """`rasa run --enable-api --endpoints served-endpoints.yml` and the action server on their own
+    copy of the trained bot, with the project's credentials.yml (REST, socket.io, Telegram against
+    the fake Bot API) and a shop database of their own."""
+    project = copy_project(trained_bot, tmp_path_factory.mktemp("servers") / "project")
     rasa_port, actions_port = free_port(), free_port()
-    endpoints = yaml.safe_load((trained_bot.project / "endpoints.yml").read_text())
-    endpoints["action_endpoint"]["url"] = f"http://localhost:{actions_port}/webhook"
-    (trained_bot.project / "endpoints.yml").write_text(yaml.safe_dump(endpoints))
+    served = yaml.safe_load((project / "endpoints.yml").read_text())
+    served["action_endpoint"]["url"] = f"http://localhost:{actions_port}/webhook"
+    (project / SERVED_ENDPOINTS).write_text(yaml.safe_dump(served))
+    decoy = {**served, "triton": {**served["triton"], "url": f"localhost:{free_port()}",
+                                  "model_repository": str(project / "not-the-served-repository")}}
+    (project / "endpoints.yml").write_text(yaml.safe_dump(decoy))
+    shop_url = f"sqlite:///{project / 'shop.db'}"
     supervisor = Supervisor(tmp_path_factory.mktemp("logs"))
-    env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false",
+    env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "SHOP_DATABASE_URL": shop_url,
            "TELEGRAM_BOT_TOKEN": fake_telegram.token, "TELEGRAM_API_URL": fake_telegram.base_url}
     supervisor.start(
         Service("actions", [str(BIN / "rasa"), "run", "actions", "--port", str(actions_port)],
-                f"http://localhost:{actions_port}/health", env=env, cwd=trained_bot.project),
+                f"http://localhost:{actions_port}/health", env=env, cwd=project),
     )
     supervisor.start(
         Service(
             "rasa",
-            [str(BIN / "rasa"), "run", "--enable-api", "-m", str(trained_bot.model), "--port", str(rasa_port),
-             "--endpoints", "endpoints.yml", "--credentials", "credentials.yml"],
+            [str(BIN / "rasa"), "run", "--enable-api", "-m", str(project / "models" / trained_bot.model.name),
+             "--port", str(rasa_port), "--endpoints", SERVED_ENDPOINTS, "--credentials", "credentials.yml"],
             f"http://localhost:{rasa_port}/status",
             env=env,
-            cwd=trained_bot.project,
+            cwd=project,
         ),
         timeout_s=300,
     )
-    yield Servers(f"http://localhost:{rasa_port}", actions_port, supervisor, env)
+    yield Servers(f"http://localhost:{rasa_port}", actions_port, supervisor, env, project, shop_url)
     supervisor.stop()
+
+
+@pytest.fixture
+def shop(bot_servers) -> str:
+    """The action server's shop database back at the demo data, for a test that reads or writes
+    orders through the bot; returns its URL."""
+    from sqlalchemy import create_engine
+
+    from actions import db
+    from actions.models import Base
+
+    engine = create_engine(bot_servers.shop_url, future=True)
+    Base.metadata.drop_all(engine)
+    engine.dispose()
+    db.make_engine(bot_servers.shop_url).dispose()
+    return bot_servers.shop_url

@@ -7,11 +7,13 @@ import json
 import re
 import time
 from collections import defaultdict
+from pathlib import Path
 
 import httpx
+import pytest
 import yaml
 
-from tests.conftest import ROOT, rasa
+from tests.conftest import ROOT, copy_project, rasa
 
 DOMAIN = yaml.safe_load((ROOT / "domain.yml").read_text())
 FALLBACK_TEXT = DOMAIN["responses"]["utter_default"][0]["text"]
@@ -60,6 +62,29 @@ def test_messy_and_long_texts_keep_exact_spans(bot_servers):
         assert result["entities"][-1]["value"] == text.rstrip(" ?").split()[-1].lstrip("#")
 
 
+FILLER = "I ordered this a while ago and have been waiting for an answer from your shop for weeks. " * 4
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("the winter jacket is too small, I want to return it",
+         {("product", "winter jacket"), ("reason", "too small")}),
+        ("please send it to 42 Maple Drive, Denver, CO 80202", {("address", "42 Maple Drive, Denver, CO 80202")}),
+        # Past max_length (32 word pieces in the suite's config): the entities lie in a later window.
+        (FILLER + "the winter jacket is too small, I want to return it",
+         {("product", "winter jacket"), ("reason", "too small")}),
+    ],
+    ids=["product-and-reason", "address", "later-window"],
+)
+def test_the_tagger_finds_products_reasons_and_addresses(bot_servers, text, expected):
+    """No rule extracts these entity types, so only the BERT tagger (and its windows) can find them;
+    each value occurs once in its text, so the exact value also pins its span."""
+    entities = parse(bot_servers, text)["entities"]
+    found = {(e["entity"], e["value"]) for e in entities if e["extractor"] == "BertTritonNLU"}
+    assert expected <= found, entities
+
+
 def test_texts_of_any_length_get_an_answer(bot_servers):
     """10,000 English and 3,000 CJK characters: an intent, spans cut from the text, within the timeout.
 
@@ -99,6 +124,17 @@ def test_one_model_serves_each_message_with_one_request(bot_servers, triton):
     assert list(changed.values()) == [len(texts)]
 
 
+def test_rasa_follows_the_endpoints_file_it_was_started_with(bot_servers, triton):
+    """bot_servers' Rasa runs with `--endpoints served-endpoints.yml`; the project's endpoints.yml
+    beside it names another Triton (nothing listens there) and another model repository."""
+    decoy = yaml.safe_load((bot_servers.project / "endpoints.yml").read_text())["triton"]
+    assert decoy["url"] != triton.url
+    before = sum(_requests_by_model(triton).values())
+    assert parse(bot_servers, "where is my order 12345?")["intent"]["name"] == "order_status"
+    assert sum(_requests_by_model(triton).values()) == before + 1
+    assert not Path(decoy["model_repository"]).exists(), "the model was installed where the decoy points"
+
+
 def test_conversation_over_rest_runs_the_action_server(bot_servers):
     assert say(bot_servers, "rest-user", "hi") == [GREET_TEXT]
     replies = say(bot_servers, "rest-user", "where is my order 12345?")
@@ -134,11 +170,12 @@ def test_rasa_test_nlu_scores_our_intents_and_entities(trained_bot, triton, tmp_
     assert entities["order_id"]["f1-score"] > 0.9
 
 
-def test_unchanged_nlu_reuses_the_fine_tuned_models(trained_bot, triton):
+def test_unchanged_nlu_reuses_the_fine_tuned_models(trained_bot, triton, tmp_path):
+    project = copy_project(trained_bot, tmp_path / "project")
     before = versions(triton)
-    domain = trained_bot.project / "domain.yml"
+    domain = project / "domain.yml"
     domain.write_text(domain.read_text().replace("How can I help?", "What can I do for you?"))
-    output = rasa("train", "--fixed-model-name", "retrained", cwd=trained_bot.project)
+    output = rasa("train", "--fixed-model-name", "retrained", cwd=project)
     text = output.stdout + output.stderr
     assert "Restored component 'BertTritonNLU' from cache." in text
     assert "Starting to train component 'BertTritonNLU'" not in text
@@ -184,3 +221,33 @@ def test_unreachable_triton_is_a_clear_error_at_load_and_a_fallback_per_message(
     result = asyncio.run(agent.parse_message("where is my order 12345?"))
     assert result["intent"]["name"] == "nlu_fallback"
     assert time.monotonic() - started < 5
+
+
+def test_a_stalled_triton_gets_a_fallback_after_triton_timeout_then_recovers(trained_bot, triton, monkeypatch, tmp_path):
+    """TRITON_TIMEOUT bounds the wait on a Triton that takes the request and does not answer, over
+    the endpoints file's `timeout` (1 s here, so a wait of 4 s shows the variable won)."""
+    import asyncio
+
+    from rasa.core.agent import Agent
+
+    endpoints = tmp_path / "endpoints.yml"
+    endpoints.write_text(yaml.safe_dump({"triton": {"url": triton.url, "model_repository": str(triton.repository),
+                                                    "timeout": 1.0}}))
+    monkeypatch.setenv("RASA_ENDPOINTS", str(endpoints))
+    monkeypatch.setenv("TRITON_TIMEOUT", "4")
+    agent = Agent.load(str(trained_bot.model))
+
+    async def intent_and_seconds(text: str):
+        started = time.monotonic()
+        result = await agent.parse_message(text)
+        return result["intent"]["name"], time.monotonic() - started
+
+    async def conversation():
+        assert (await intent_and_seconds("where is my order 12345?"))[0] == "order_status"
+        with triton.stalled():
+            intent, seconds = await intent_and_seconds("where is my order 55821?")
+        assert intent == "nlu_fallback"
+        assert 4 <= seconds < 10, seconds
+        assert (await intent_and_seconds("where is my order 100234?"))[0] == "order_status"
+
+    asyncio.run(conversation())

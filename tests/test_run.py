@@ -4,7 +4,6 @@ actions and Rasa up, the banner says where to chat, and Ctrl-C leaves nothing ru
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -14,7 +13,7 @@ import time
 import httpx
 import yaml
 
-from tests.conftest import free_port
+from tests.conftest import copy_project, free_port
 
 
 def listening(port: int) -> bool:
@@ -23,19 +22,22 @@ def listening(port: int) -> bool:
 
 
 def test_bot_run_serves_the_bot_and_ctrl_c_stops_everything(trained_bot, tmp_path):
-    project = tmp_path / "project"
-    shutil.copytree(trained_bot.project, project, ignore=shutil.ignore_patterns("results"))
+    project = copy_project(trained_bot, tmp_path / "project")
     ports = {name: free_port() for name in ("rasa", "actions", "http", "grpc", "metrics", "widget")}
     endpoints = yaml.safe_load((project / "endpoints.yml").read_text())
     # A fresh, empty model repository: loading the Rasa model must install its own Triton versions.
     endpoints["triton"] = {"url": f"localhost:{ports['grpc']}", "model_repository": "models/triton",
                            "http_port": ports["http"], "grpc_port": ports["grpc"], "metrics_port": ports["metrics"]}
     endpoints["action_endpoint"]["url"] = f"http://localhost:{ports['actions']}/webhook"
+    # The settings come from the file named by --endpoints; ./endpoints.yml names a Triton where
+    # nothing listens and another repository, so a service that read it instead would fail.
+    (project / "production.yml").write_text(yaml.safe_dump(endpoints))
+    endpoints["triton"] = {"url": f"localhost:{free_port()}", "model_repository": "elsewhere/triton"}
     (project / "endpoints.yml").write_text(yaml.safe_dump(endpoints))
 
     log = open(tmp_path / "run.log", "w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "bot", "run", "--port", str(ports["rasa"]), "--actions-port", str(ports["actions"]),
+        [sys.executable, "-m", "bot", "run", "--endpoints", "production.yml", "--port", str(ports["rasa"]), "--actions-port", str(ports["actions"]),
          "--widget-port", str(ports["widget"])],
         cwd=project, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         env={**os.environ, "RASA_TELEMETRY_ENABLED": "false"},
@@ -56,6 +58,7 @@ def test_bot_run_serves_the_bot_and_ctrl_c_stops_everything(trained_bot, tmp_pat
         assert result["intent"]["name"] == "order_status"
         assert [(e["value"], e["start"], e["end"]) for e in result["entities"] if e["entity"] == "order_id"] == [("12345", 18, 23)]
         assert (project / "models" / "triton" / "support_nlu" / "config.pbtxt").is_file()
+        assert not (project / "elsewhere").exists()
         metrics = httpx.get(f"http://localhost:{ports['metrics']}/metrics", timeout=10).text
         assert "nv_inference_request_success" in metrics
 
