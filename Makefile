@@ -35,9 +35,10 @@ $(STAMP): requirements.lock pyproject.toml scripts/python310.sh
 	  rm -f $(VENV)/.installed-*; touch $@
 
 # The web widget as one file (socket.io client included, nothing fetched at run time), rebuilt
-# from widget/src with the versions pinned in widget/package-lock.json when they change.
+# from widget/src with the versions pinned in widget/package-lock.json when they change; installs
+# Debian's Node.js and npm first where they are missing.
 $(WIDGET_BUNDLE): widget/package.json widget/package-lock.json $(wildcard widget/src/*)
-	@command -v npm >/dev/null || { echo "Building the chat widget needs Node.js 18+ with npm (e.g. apt-get install nodejs npm)" >&2; exit 1; }
+	@scripts/system-deps.sh run
 	cd widget && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
 
 train: setup
@@ -55,11 +56,12 @@ triton: setup
 telegram: setup
 	$(PY) -m bot run --telegram
 
-# Debian packages the suite needs (Chromium, PostgreSQL); installs only what is missing.
+# Debian packages the suite needs (Node.js, Chromium, PostgreSQL, debootstrap); installs only what
+# is missing. Before setup, so that one apt-get run installs everything.
 system-deps:
-	@scripts/system-deps.sh
+	@scripts/system-deps.sh test
 
-test: setup system-deps
+test: system-deps setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: setup

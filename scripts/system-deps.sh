@@ -1,12 +1,29 @@
 #!/usr/bin/env bash
-# Debian packages the test suite needs: Chromium for the widget's browser tests, PostgreSQL
-# for the log-store tests. Installs only what is missing; the tests start their own servers.
+# Debian packages `make run` and `make test` need, installed only where missing:
+#   scripts/system-deps.sh run    what running needs (make setup/run)
+#   scripts/system-deps.sh test   that and what the suite needs (make test; the default)
+# tests/test_fresh_machine.py proves on a throw-away debootstrap root that this is enough.
 set -euo pipefail
 
-packages=(chromium postgresql fonts-dejavu-core)
+# Node.js 18+ with npm builds the chat widget (Debian 12's nodejs is 18).
+run_packages=(nodejs npm)
+# Chromium for the widget's browser tests, PostgreSQL for the log-store tests (they start their
+# own servers), debootstrap for the fresh-machine test.
+test_packages=(chromium postgresql fonts-dejavu-core debootstrap)
+
+case "${1:-test}" in
+  run) packages=("${run_packages[@]}") ;;
+  test) packages=("${run_packages[@]}" "${test_packages[@]}") ;;
+  *) echo "usage: $0 [run|test]" >&2; exit 2 ;;
+esac
+
+# A command of the package's name counts too: NodeSource's nodejs bundles npm and conflicts
+# with Debian's npm package.
 missing=()
 for package in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+  command -v "$package" >/dev/null \
+    || dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
+    || missing+=("$package")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 

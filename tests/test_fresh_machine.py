@@ -1,0 +1,129 @@
+"""`make run` and `make test` on a machine that really is fresh: scripts/system-deps.sh, run in a
+minimal Debian root (debootstrap --variant=minbase, the host's release and mirror), must install
+Node.js, npm, Chromium and PostgreSQL, and the widget must then build there. This host has them
+all already, so only a throw-away root can show that the script is enough.
+
+The root is a tmpfs mounted in a mount and PID namespace of its own (unshare): when the test's
+shell ends, its mounts, files and any process a package started there go with it, so nothing is
+left to unmount or delete (and no fsync or discard of a gigabyte on disk slows it down).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Dict, List
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+# Runs as PID 1 of the new namespaces: $1 mount point, $2 release codename, $3 mirror, $4 project.
+# The host's resolv.conf and local CA certificates (a TLS-inspecting proxy's, say) are its network
+# setup, not packages, so they go in as they are; ca-certificates adds the latter to the store.
+FRESH_MACHINE = r"""
+set -euo pipefail
+root=$1 codename=$2 mirror=$3 project=$4
+step() { echo "== ${SECONDS}s: $*"; }
+fail() { echo "FAILED: $*" >&2; exit 1; }
+in_root() { chroot "$root" /bin/sh -c "$1"; }
+
+step "debootstrap --variant=minbase $codename into a tmpfs"
+mount -t tmpfs -o size=4g,mode=755 fresh-root "$root"
+debootstrap --variant=minbase "$codename" "$root" "$mirror" || fail "debootstrap from $mirror"
+mount -t proc proc "$root/proc"
+cp /etc/resolv.conf "$root/etc/resolv.conf"
+if [ -d /usr/local/share/ca-certificates ]; then
+  cp -r /usr/local/share/ca-certificates/. "$root/usr/local/share/ca-certificates/"
+fi
+printf '#!/bin/sh\nexit 101\n' > "$root/usr/sbin/policy-rc.d"  # no services: PostgreSQL would take 5432
+chmod 755 "$root/usr/sbin/policy-rc.d"
+mkdir -p "$root/project/scripts"
+cp "$project/scripts/system-deps.sh" "$root/project/scripts/"
+tar -C "$project" --exclude=widget/node_modules --exclude=widget/dist -cf - widget | tar -C "$root/project" -xf -
+
+step "the fresh root has no Node.js"
+! in_root "command -v node || command -v npm" || fail "the fresh root already has Node.js, so it proves nothing"
+
+step "scripts/system-deps.sh test"
+in_root "/project/scripts/system-deps.sh test" || fail "scripts/system-deps.sh test in the fresh root"
+for program in node npm chromium; do
+  in_root "command -v $program" || fail "scripts/system-deps.sh did not install $program"
+done
+ls "$root"/usr/lib/postgresql/*/bin/postgres || fail "scripts/system-deps.sh did not install PostgreSQL's server"
+
+step "the widget builds with $(in_root 'node --version')"
+in_root "cd /project/widget && npm ci --no-audit --no-fund && npm run build" || fail "the widget build"
+[ -s "$root/project/widget/dist/widget.js" ] || fail "the widget build wrote no dist/widget.js"
+step "a fresh machine gets what make run and make test need"
+"""
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(os.geteuid() != 0, reason="debootstrap, mount and chroot need root (CI runs as root)"),
+]
+
+
+def os_release() -> Dict[str, str]:
+    fields = {}
+    for line in Path("/etc/os-release").read_text().splitlines():
+        key, _, value = line.partition("=")
+        fields[key] = value.strip('"')
+    return fields
+
+
+def host_mirror(codename: str) -> str:
+    """The http(s) URI the host's apt sources use for `codename` (one-line or deb822 format), so
+    that no mirror is written into the project."""
+    uris: List[str] = []
+    for path in glob.glob("/etc/apt/sources.list") + sorted(glob.glob("/etc/apt/sources.list.d/*.list")):
+        for line in Path(path).read_text().splitlines():
+            fields = re.sub(r"\[[^]]*\]", "", line.split("#")[0]).split()
+            if len(fields) >= 3 and fields[0] == "deb" and fields[2] == codename:
+                uris.append(fields[1])
+    for path in sorted(glob.glob("/etc/apt/sources.list.d/*.sources")):
+        for stanza in re.split(r"\n\s*\n", Path(path).read_text()):
+            fields = dict(re.findall(r"^([A-Za-z-]+):\s*(.*)$", stanza, re.MULTILINE))
+            enabled = fields.get("Enabled", "yes") != "no"
+            if enabled and "deb" in fields.get("Types", "").split() and codename in fields.get("Suites", "").split():
+                uris.extend(fields.get("URIs", "").split())
+    http_uris = [uri for uri in uris if uri.startswith(("http://", "https://"))]
+    assert http_uris, (
+        f"no http(s) apt source for {codename} in /etc/apt/sources.list(.d): the fresh-machine test "
+        "debootstraps from the host's mirror, so add one"
+    )
+    return http_uris[0]
+
+
+def mounts_under(path: Path) -> List[str]:
+    with open("/proc/self/mounts") as mounts:
+        points = [line.split()[1].replace("\\040", " ") for line in mounts]
+    return [point for point in points if point == str(path) or point.startswith(f"{path}/")]
+
+
+def test_system_deps_make_a_fresh_machine_run_and_test(tmp_path: Path) -> None:
+    codename = os_release().get("VERSION_CODENAME")
+    assert codename, "/etc/os-release has no VERSION_CODENAME to debootstrap"
+    for program in ["debootstrap", "unshare", "chroot"]:
+        assert shutil.which(program, path=SYSTEM_PATH), f"{program} is missing: `make system-deps` installs debootstrap"
+    root = tmp_path / "root"
+    root.mkdir()
+    try:
+        # --kill-child: on a timeout the shell, PID 1 of the namespace, dies and takes the rest.
+        result = subprocess.run(
+            ["unshare", "--mount", "--propagation=private", "--pid", "--fork", "--kill-child",
+             "bash", "-c", FRESH_MACHINE, "fresh-machine", str(root), codename, host_mirror(codename), str(ROOT)],
+            env={"PATH": SYSTEM_PATH, "HOME": "/root", "LANG": "C.UTF-8"},
+            capture_output=True, text=True, timeout=1200,
+        )
+    finally:
+        left_mounted = mounts_under(root)
+        assert not left_mounted, f"the fresh root's mounts leaked out of their namespace: {left_mounted}"
+    steps = "\n".join(line for line in result.stdout.splitlines() if line.startswith("== "))
+    print(steps)
+    assert result.returncode == 0, f"{steps}\n{(result.stdout + result.stderr)[-4000:]}"
