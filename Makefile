@@ -13,11 +13,12 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export TOKENIZERS_PARALLELISM := false
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: help setup system-deps train run shell triton telegram test bench clean
+.PHONY: help setup system-deps train run shell triton telegram test test-fast bench clean
 
 help:
 	@echo "make run    set up, train if the data changed, start Triton + actions + Rasa, print where to chat"
-	@echo "make test   set up and run the whole test suite"
+	@echo "make test   set up and run the whole test suite (in a random order; the seed is printed first)"
+	@echo "make test-fast  the tests that train nothing and start no server (the lane for daily work)"
 	@echo "make bench  fine-tune and compare against Rasa's DIET pipeline on ../shared/datasets"
 	@echo "make shell  chat in the terminal with the bot that 'make run' serves (second shell)"
 	@echo "make telegram  like make run, and answer in Telegram by polling (needs TELEGRAM_BOT_TOKEN)"
@@ -63,6 +64,10 @@ system-deps:
 
 test: system-deps setup
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The lane for daily work: every test that needs no Triton, so trains nothing and starts no server.
+test-fast: system-deps setup
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 bench: setup
 	$(PY) -m bench $(BENCH_ARGS)

@@ -38,6 +38,14 @@ FAST_POLICIES = [
 ]
 
 
+def pytest_collection_modifyitems(items) -> None:
+    """Every test that needs the Triton server trains models or starts servers: mark it `slow`, so
+    that `make test-fast` (-m "not slow") runs the rest in a few minutes."""
+    for item in items:
+        if "triton" in item.fixturenames:
+            item.add_marker(pytest.mark.slow)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
