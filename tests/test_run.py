@@ -52,6 +52,7 @@ def test_bot_run_serves_the_bot_and_ctrl_c_stops_everything(trained_bot, tmp_pat
         assert "Starting to train component" not in output
         assert f"http://localhost:{ports['rasa']}/webhooks/rest/webhook" in output
         assert f"Chat in a browser: http://localhost:{ports['widget']}" in output
+        assert {log.name for log in (project / ".run").iterdir()} >= {"triton.log", "actions.log", "rasa.log", "widget.log"}
         assert "widget.js" in httpx.get(f"http://localhost:{ports['widget']}/", timeout=10).text
 
         result = httpx.post(f"http://localhost:{ports['rasa']}/model/parse", json={"text": "where is my order 12345?"}, timeout=30).json()
