@@ -4,7 +4,8 @@ One code path for every update: Telegram's webhook POSTs to /webhooks/telegram/w
 `python -m bot telegram` (long polling, no public URL needed) POSTs what it fetches to the same
 route. The route checks Telegram's secret-token header (403 otherwise), answers text, button
 presses (inline keyboards whose callback data is the button's payload) and /start (the greeting);
-photos, stickers and edited messages get a polite answer, other updates are ignored.
+photos, stickers and edited messages get a polite answer, other updates are ignored (a debug line).
+An update that could not be answered is an ERROR line naming its update_id.
 """
 
 from __future__ import annotations
@@ -126,9 +127,16 @@ class TelegramInput(InputChannel):
             update = self._parse(request.body)
             if update is None:
                 return response.json({"error": "the body is not a Telegram Update object"}, status=400)
+            # A failed update is answered 200 all the same: Telegram repeats a webhook call answered
+            # otherwise, and `python -m bot telegram` retries a 5xx until it passes, holding back every
+            # update after it. An update that fails for good (the user blocked the bot, a bug) would
+            # only fail again; the ERROR line is where it shows.
             try:
                 await self.handle(update, on_new_message)
-            except Exception:  # noqa: BLE001 - Telegram would redeliver forever; the log says what failed
+            except TelegramError as error:
+                logger.error(f"Telegram update {update.update_id} could not be answered: the Bot API call "
+                             f"failed ({type(error).__name__}: {error})")
+            except Exception:  # noqa: BLE001 - any bug in answering one update
                 logger.exception(f"Telegram update {update.update_id} could not be answered")
             return response.json({"ok": True})
 
@@ -160,28 +168,33 @@ class TelegramInput(InputChannel):
                          f"(a public https URL ending in {WEBHOOK_PATH}) and TELEGRAM_BOT_TOKEN")
 
     async def handle(self, update: Update, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> None:
-        """Answer one update: hand text and button payloads to Rasa, reply politely to the rest."""
+        """Answer one update: hand text and button payloads to Rasa, reply politely to photos,
+        stickers and edits, ignore the rest."""
         output = TelegramOutput(self.bot)
-        if update.callback_query:
+        message = update.message
+        if update.callback_query and update.callback_query.data:
             query = update.callback_query
-            await query.answer()  # stops the spinner on the pressed button
-            chat_id = query.message.chat.id if query.message else query.from_user.id
-            text = query.data
-        elif update.message:
-            chat_id, text = update.message.chat.id, update.message.text
-            if text is None:
-                # A photo, sticker, voice note...: say so. Service messages (someone joined): ignore.
-                if update.message.effective_attachment:
-                    await output.send_text_message(str(chat_id), ONLY_TEXT)
-                return
-            if _is_start_command(text):
-                text = GREETING
+            await self._stop_spinner(update)
+            chat_id, text = query.message.chat.id if query.message else query.from_user.id, query.data
+        elif message and message.text:
+            chat_id, text = message.chat.id, GREETING if _is_start_command(message.text) else message.text
+        elif message and message.effective_attachment:  # a photo, sticker, voice note...
+            await output.send_text_message(str(message.chat.id), ONLY_TEXT)
+            return
         elif update.edited_message:
             await output.send_text_message(str(update.edited_message.chat.id), NO_EDITS)
             return
-        else:
-            logger.debug(f"Telegram: ignored update {update.update_id} (no message or button press)")
+        else:  # someone joined a group, the bot was blocked, a game's button...
+            logger.debug(f"Telegram: ignored update {update.update_id} (no text, attachment or button payload)")
             return
-        if text:
-            await on_new_message(UserMessage(text, output, str(chat_id), input_channel=self.name(),
-                                             metadata={"telegram_update_id": update.update_id}))
+        await on_new_message(UserMessage(text, output, str(chat_id), input_channel=self.name(),
+                                         metadata={"telegram_update_id": update.update_id}))
+
+    async def _stop_spinner(self, update: Update) -> None:
+        """Acknowledge a button press. Telegram refuses to for an old press ("query is too old", one
+        that waited while the bot was down); the press is answered all the same."""
+        try:
+            await update.callback_query.answer()
+        except TelegramError as error:
+            logger.warning(f"Telegram: could not acknowledge the button press of update {update.update_id} "
+                           f"({type(error).__name__}: {error}); answering it anyway")

@@ -5,6 +5,7 @@ polling command run unchanged while no test touches Telegram's servers. It imple
 uses (getMe, getUpdates with long polling and offsets, setWebhook, deleteWebhook, sendMessage,
 sendPhoto, answerCallbackQuery), rejects what Telegram would reject (MarkdownV2 with unescaped
 characters, texts over 4096 characters, getUpdates while a webhook is set) and records every call.
+`refusing()` makes it answer chosen calls with an error, like a chat whose user blocked the bot.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import json
 import re
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 from urllib.parse import parse_qsl, urlsplit
 
 TOKEN = "123456:TEST-fake-token"
@@ -74,6 +76,7 @@ class FakeTelegramApi:
         self._changed = threading.Condition()
         self._update_ids = itertools.count(1000)
         self._message_ids = itertools.count(1)
+        self._refusals: List[_Refusal] = []
         self._server: Optional[ThreadingHTTPServer] = None
 
     @property
@@ -110,6 +113,19 @@ class FakeTelegramApi:
             return [c.params for c in self.calls
                     if c.method == method and (chat_id is None or c.params.get("chat_id") == chat_id)]
 
+    @contextmanager
+    def refusing(self, method: str, code: int, description: str, **params: Any) -> Iterator[None]:
+        """Inside the block, answer calls of `method` with these `params` (e.g. chat_id=42) with
+        Telegram's error `code` and `description`; the calls are still recorded."""
+        refusal = _Refusal(method, params, _ApiError(code, description))
+        with self._changed:
+            self._refusals.append(refusal)
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._refusals.remove(refusal)
+
     def wait_for(self, condition: Callable[[], Any], timeout_s: float = 30.0) -> Any:
         """Block until condition() is truthy (checked after every call the fake receives)."""
         deadline = time.monotonic() + timeout_s
@@ -127,6 +143,9 @@ class FakeTelegramApi:
         with self._changed:
             self.calls.append(Call(method, params))
             self._changed.notify_all()
+            refusal = next((r for r in self._refusals if r.matches(method, params)), None)
+        if refusal:
+            raise refusal.error
         if method == "getUpdates":
             return self._get_updates(params)
         if method == "getMe":
@@ -177,6 +196,16 @@ class _ApiError(Exception):
     def __init__(self, code: int, description: str) -> None:
         super().__init__(description)
         self.code, self.description = code, description
+
+
+@dataclass
+class _Refusal:
+    method: str
+    params: Dict[str, Any]
+    error: _ApiError
+
+    def matches(self, method: str, params: Dict[str, Any]) -> bool:
+        return method == self.method and all(params.get(k) == v for k, v in self.params.items())
 
 
 def _require(params: Dict[str, Any], *names: str) -> None:

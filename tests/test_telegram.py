@@ -1,6 +1,6 @@
 """The Telegram channel against a local fake of the Bot API (tests/fake_telegram_api.py): webhook
-and polling mode on the real Rasa server, /start, buttons, the secret-token check, malformed and
-unsupported updates, long answers. No test reaches Telegram's servers."""
+and polling mode on the real Rasa server, /start, buttons, the secret-token check, malformed,
+unsupported and failing updates, long answers. No test reaches Telegram's servers."""
 
 from __future__ import annotations
 
@@ -9,12 +9,14 @@ import re
 import signal
 import subprocess
 import sys
-from typing import Optional
+from typing import List, Optional
 
 import httpx
 import pytest
 import yaml
 
+from actions import faq
+from actions.actions import AskOrderId
 from bot.telegram_channel import TelegramInput, TelegramOutput
 from bot.telegram_format import split_message, to_markdown_v2
 from bot.telegram_settings import SECRET_HEADER, WEBHOOK_PATH, TelegramSettings
@@ -23,7 +25,9 @@ from tests.fake_telegram_api import callback_update, markdown_v2_error, message_
 
 DOMAIN = yaml.safe_load((ROOT / "domain.yml").read_text())
 GREETING = DOMAIN["responses"]["utter_greet"][0]
-FALLBACK_TEXT = DOMAIN["responses"]["utter_default"][0]["text"]
+# What pressing each of the greeting's buttons must get: its flow's first question, or the answer.
+BUTTON_ANSWERS = {"/order_status": AskOrderId.question, "/faq_shipping": faq.answer("faq_shipping"),
+                  "/human_handoff": "your ticket number is TCK-"}
 
 
 def unescape(markdown_v2: str) -> str:
@@ -37,6 +41,25 @@ def post(servers, update, secret: Optional[str] = None) -> httpx.Response:
                       headers={SECRET_HEADER: secret} if secret else {}, timeout=60)
 
 
+def replies(fake_telegram, chat: int) -> List[str]:
+    return [unescape(m["text"]) for m in fake_telegram.sent("sendMessage", chat)]
+
+
+def errors_about(servers, update_id: int) -> List[str]:
+    """The Rasa server's ERROR log lines that name this update (the channel logs before it answers)."""
+    log = next(service.log_path for service in servers.supervisor.services if service.name == "rasa")
+    return [line for line in log.read_text(errors="replace").splitlines()
+            if " ERROR " in line and re.search(rf"\bupdate {update_id}\b", line)]
+
+
+def assert_greets(servers, fake_telegram, chat: int) -> None:
+    """/start in `chat` gets the greeting and no error: the bot still answers."""
+    update_id, before = fake_telegram.next_update_id(), len(replies(fake_telegram, chat))
+    assert post(servers, message_update(update_id, chat, "/start")).status_code == 200
+    assert replies(fake_telegram, chat)[before:] == [GREETING["text"]]
+    assert not errors_about(servers, update_id)
+
+
 def test_start_greets_with_the_buttons_as_an_inline_keyboard(bot_servers, fake_telegram):
     chat = 7001
     assert post(bot_servers, message_update(fake_telegram.next_update_id(), chat, "/start")).status_code == 200
@@ -47,21 +70,34 @@ def test_start_greets_with_the_buttons_as_an_inline_keyboard(bot_servers, fake_t
         [(button["title"], button["payload"]) for button in GREETING["buttons"]]
 
 
-def test_button_press_is_acknowledged_and_its_payload_answered(bot_servers, fake_telegram):
-    chat, payload = 7002, GREETING["buttons"][1]["payload"]
-    update = callback_update(fake_telegram.next_update_id(), chat, payload)
+@pytest.mark.parametrize("button", GREETING["buttons"], ids=lambda button: button["payload"])
+def test_button_press_is_acknowledged_and_answered_as_its_payload(bot_servers, fake_telegram, button):
+    update_id = fake_telegram.next_update_id()
+    chat = 8000 + update_id
+    update = callback_update(update_id, chat, button["payload"])
     assert post(bot_servers, update).status_code == 200
     assert [c["callback_query_id"] for c in fake_telegram.sent("answerCallbackQuery")
             if c["callback_query_id"] == update["callback_query"]["id"]]
-    replies = [unescape(m["text"]) for m in fake_telegram.sent("sendMessage", chat)]
-    assert replies and FALLBACK_TEXT not in replies, replies
+    answers = replies(fake_telegram, chat)
+    assert len(answers) == 1 and BUTTON_ANSWERS[button["payload"]] in answers[0], answers
+
+
+def test_button_press_too_old_to_acknowledge_is_answered_all_the_same(bot_servers, fake_telegram):
+    update_id = fake_telegram.next_update_id()
+    chat, payload = 8000 + update_id, "/faq_shipping"
+    update = callback_update(update_id, chat, payload)
+    with fake_telegram.refusing("answerCallbackQuery", 400, "Bad Request: query is too old and response timeout "
+                                "expired or query ID is invalid", callback_query_id=update["callback_query"]["id"]):
+        assert post(bot_servers, update).status_code == 200
+    assert replies(fake_telegram, chat) == [BUTTON_ANSWERS[payload]]
+    assert not errors_about(bot_servers, update_id)
 
 
 def test_text_message_gets_the_bots_answer(bot_servers, fake_telegram):
     chat = 7003
     assert post(bot_servers, message_update(fake_telegram.next_update_id(), chat, "where is my order 12345?")).status_code == 200
-    replies = [unescape(m["text"]) for m in fake_telegram.sent("sendMessage", chat)]
-    assert any("email address on order 12345" in reply for reply in replies), replies
+    answers = replies(fake_telegram, chat)
+    assert any("email address on order 12345" in answer for answer in answers), answers
 
 
 @pytest.mark.parametrize("secret", ["", "wrong-secret"])
@@ -74,9 +110,21 @@ def test_missing_or_wrong_secret_token_is_refused(bot_servers, fake_telegram, se
 
 @pytest.mark.parametrize("body", [b"not json", b"[]", b'{"update_id": "7"}', b'{"update_id": 7, "message": "oops"}',
                                   b'{"update_id": 7, "message": {"message_id": 1}}'])
-def test_malformed_updates_are_rejected_without_breaking_the_bot(bot_servers, body):
+def test_malformed_updates_are_rejected_without_breaking_the_bot(bot_servers, fake_telegram, body):
     assert post(bot_servers, body).status_code == 400
-    assert httpx.get(f"{bot_servers.rasa_url}/webhooks/telegram/", timeout=10).json() == {"status": "ok"}
+    assert_greets(bot_servers, fake_telegram, 8000 + fake_telegram.next_update_id())
+
+
+def test_update_that_cannot_be_answered_is_an_error_and_the_next_one_is_answered(bot_servers, fake_telegram):
+    update_id = fake_telegram.next_update_id()
+    chat = 8000 + update_id
+    with fake_telegram.refusing("sendMessage", 403, "Forbidden: bot was blocked by the user", chat_id=chat):
+        assert post(bot_servers, message_update(update_id, chat, "/start")).status_code == 200
+    assert fake_telegram.sent("sendMessage", chat)  # the answer was tried, and refused
+    errors = errors_about(bot_servers, update_id)
+    assert len(errors) == 1 and "bot was blocked by the user" in errors[0], \
+        f"the Rasa log should have one ERROR line saying why update {update_id} could not be answered: {errors}"
+    assert_greets(bot_servers, fake_telegram, chat)  # the user unblocked the bot
 
 
 @pytest.mark.parametrize("kind, content, answer", [
@@ -95,11 +143,12 @@ def test_other_updates_get_a_polite_answer_or_are_ignored(bot_servers, fake_tele
     else:
         update = message_update(update_id, chat, kind=kind, **content)
     assert post(bot_servers, update).status_code == 200
-    replies = [unescape(m["text"]) for m in fake_telegram.sent("sendMessage", chat)]
+    assert not errors_about(bot_servers, update_id)  # answered or ignored, not failed
+    answers = replies(fake_telegram, chat)
     if answer is None:
-        assert replies == []
+        assert answers == []
     else:
-        assert len(replies) == 1 and answer in replies[0], replies
+        assert len(answers) == 1 and answer in answers[0], answers
 
 
 def test_polling_hands_updates_to_the_running_bot(bot_servers, fake_telegram):
