@@ -80,6 +80,9 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
           db: logs/conversations.db    # SQLite file; or url: postgresql://user:pw@host/db
           redact: true                 # false keeps texts as typed
           extra_patterns: {IBAN: "..."}  # more placeholders: name -> regex
+
+    $LOG_STORE_URL, when set, names the database whatever `url:`, `dialect:` or `db:` say, as
+    TRITON_URL does for the `triton:` section: the password stays out of endpoints.yml.
     """
 
     def __init__(

@@ -3,8 +3,13 @@ real Triton go into the redacting SQL tracker store, every event is kept across 
 the review export lists the least confident messages first, and a reviewed export dropped into
 data/ retrains a model that gives the corrected intents.
 
-A small bot of three intents keeps `rasa train` (twice) cheap; it runs with this project's
-pipeline and log store.
+Each Rasa is configured as the README tells a user to: SQLite by the tracker_store section of
+endpoints.yml (with an extra pattern), PostgreSQL by $LOG_STORE_URL, and one short-lived Rasa with
+`redact: false` and `url:` in the section.
+
+A small bot of three intents (and one that only a button sends) keeps `rasa train` (twice) cheap;
+it runs with this project's pipeline and log store, and repeats the email and phone a user leaves,
+as the support bot does.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import httpx
 import pytest
@@ -34,9 +39,15 @@ from tests.conftest import BIN, FAST_NLU, ROOT, free_port, rasa, write_project
 from tests.postgres import PostgresServer
 
 BACKENDS = ["sqlite", "postgresql"]
+URL_VARIABLE = "LOG_STORE_URL"  # the name the README gives it
 SENDER = "alice"
 EMAIL, CARD, PHONE = "jane.doe@example.com", "4111 1111 1111 1111", "+1 555 123 4567"
 PRIVATE = f"my email is {EMAIL}, card {CARD}, call me on {PHONE}"
+CONTACT = f'/share_contact{{"email": "{EMAIL}", "phone": "{PHONE}"}}'  # a button's payload
+WILL_CONTACT = "Thanks! I'll write to {email} or call you on {phone}."  # the bot's answer to it
+IBAN = "DE89370400440532013000"
+REFUND = f"please refund to {IBAN}"
+EXTRA_PATTERNS = {"IBAN": r"\b[A-Z]{2}\d{2}[A-Z0-9]{11,30}\b"}  # as in endpoints.yml's comment
 # Texts no intent of the small bot covers; the reviewer files each backend's family under an intent.
 FAMILIES = {
     "sqlite": (["zebra umbrella violin", "zebra umbrella garden", "zebra umbrella rocket"], "goodbye"),
@@ -45,14 +56,16 @@ FAMILIES = {
 
 DOMAIN = {
     "version": "3.1",
-    "intents": ["greet", "goodbye", "order_status"],
-    "entities": ["order_id"],
-    "slots": {"order_id": {"type": "text", "influence_conversation": False,
-                           "mappings": [{"type": "from_entity", "entity": "order_id"}]}},
+    "intents": ["greet", "goodbye", "order_status", "share_contact"],  # share_contact comes from a button only
+    "entities": ["order_id", "email", "phone"],
+    "slots": {entity: {"type": "text", "influence_conversation": False,
+                       "mappings": [{"type": "from_entity", "entity": entity}]}
+              for entity in ("order_id", "email", "phone")},
     "responses": {
         "utter_greet": [{"text": "Hello! How can I help?"}],
         "utter_goodbye": [{"text": "Goodbye!"}],
         "utter_order_status": [{"text": "Order {order_id} is on its way."}],
+        "utter_will_contact": [{"text": WILL_CONTACT}],
         "utter_default": [{"text": "Sorry, I didn't get that."}],
     },
     "session_config": {"session_expiration_time": 60, "carry_over_slots_to_new_session": True},
@@ -99,7 +112,8 @@ nlu:
 RULES = {"version": "3.1", "rules": [
     {"rule": f"answer {intent}", "steps": [{"intent": intent}, {"action": action}]}
     for intent, action in [("greet", "utter_greet"), ("goodbye", "utter_goodbye"),
-                           ("order_status", "utter_order_status"), ("nlu_fallback", "utter_default")]
+                           ("order_status", "utter_order_status"), ("share_contact", "utter_will_contact"),
+                           ("nlu_fallback", "utter_default")]
 ]}
 
 
@@ -108,13 +122,19 @@ class Chat:
     """One backend's conversation: what was said, and the tracker before and after Rasa restarted."""
 
     url: str  # the database
-    endpoints: str  # the project's endpoints file naming it
+    endpoints: str  # the project's endpoints file Rasa ran with
+    env: Dict[str, str]  # the variables Rasa ran with on top of the test's environment
     sent: List[str]
     replies: List[str]
     before_restart: List[dict]
     after_restart: List[dict]
     reply_after_restart: List[str]
     events: List[dict]  # the whole conversation, as Rasa's API shows it at the end
+
+    @property
+    def typed(self) -> List[str]:
+        """The messages that went through NLU: not button payloads or /intent triggers."""
+        return [text for text in self.sent if not text.startswith("/")]
 
 
 @dataclass
@@ -157,65 +177,86 @@ def small_bot(tmp_path_factory, triton) -> SmallBot:
     return SmallBot(project, project / "models" / "small.tar.gz")
 
 
-def endpoints_for(project: Path, backend: str, url: str) -> str:
-    """The project's endpoints with this repository's tracker_store section; PostgreSQL by URL,
-    SQLite as configured (logs/conversations.db in the project)."""
+def endpoints_for(project: Path, name: str, **options) -> str:
+    """The project's endpoints, written as endpoints-<name>.yml, with this repository's tracker_store
+    section changed by `options`."""
     endpoints = yaml.safe_load((project / "endpoints.yml").read_text())
-    endpoints["tracker_store"] = dict(yaml.safe_load((ROOT / "endpoints.yml").read_text())["tracker_store"])
-    if backend == "postgresql":
-        endpoints["tracker_store"]["url"] = url
-    name = f"endpoints-{backend}.yml"
-    (project / name).write_text(yaml.safe_dump(endpoints))
-    return name
+    endpoints["tracker_store"] = {**yaml.safe_load((ROOT / "endpoints.yml").read_text())["tracker_store"], **options}
+    file_name = f"endpoints-{name}.yml"
+    (project / file_name).write_text(yaml.safe_dump(endpoints))
+    return file_name
+
+
+def tracker_store_section(project: Path, endpoints: str) -> dict:
+    return yaml.safe_load((project / endpoints).read_text())["tracker_store"]
+
+
+def environment(**variables: str) -> Dict[str, str]:
+    """This process's environment plus `variables`; a LOG_STORE_URL of the developer's own is left out,
+    as it would send every test's log into one database."""
+    return {**{key: value for key, value in os.environ.items() if key != URL_VARIABLE}, **variables}
+
+
+def rasa_server(bot: SmallBot, name: str, endpoints: str, env: Dict[str, str]) -> Tuple[Service, str]:
+    """`rasa run` of the small bot with the project's `endpoints` file and `env`; the service and its URL."""
+    port = free_port()
+    rasa_url = f"http://localhost:{port}"
+    service = Service(
+        f"rasa-{name}",
+        [str(BIN / "rasa"), "run", "--enable-api", "-m", str(bot.model), "--port", str(port),
+         "--endpoints", endpoints, "--credentials", "credentials.yml"],
+        f"{rasa_url}/status", env=environment(RASA_TELEMETRY_ENABLED="false", **env), cwd=bot.project,
+    )
+    return service, rasa_url
 
 
 @pytest.fixture(scope="module")
 def chats(small_bot, postgres, tmp_path_factory) -> Dict[str, Chat]:
     """For each backend: a REST conversation, Rasa stopped and started again, and one more message.
 
+    SQLite is the tracker_store section as shipped, plus an IBAN pattern; PostgreSQL is named by
+    $LOG_STORE_URL, which wins over the `url:` of another database left in the section.
     The PostgreSQL conversation starts once the SQLite one's Rasa is up (Triton has loaded the model
     by then); from there the two run side by side, which saves a Rasa start-up's worth of time."""
-    urls = {"sqlite": f"sqlite:///{small_bot.project / 'logs' / 'conversations.db'}",
-            "postgresql": postgres.database("conversations")}
-    logs = {backend: tmp_path_factory.mktemp(f"logs-{backend}") for backend in urls}
+    project = small_bot.project
+    database = postgres.database("conversations")
+    setups = {
+        "sqlite": (f"sqlite:///{project / 'logs' / 'conversations.db'}",
+                   endpoints_for(project, "sqlite", extra_patterns=EXTRA_PATTERNS), {}),
+        "postgresql": (database, endpoints_for(project, "postgresql", url=postgres.database("not_used")),
+                       {URL_VARIABLE: database}),
+    }
+    logs = {backend: tmp_path_factory.mktemp(f"logs-{backend}") for backend in setups}
     first_up = threading.Event()
     with ThreadPoolExecutor(max_workers=2) as pool:
-        first = pool.submit(chat_across_a_restart, small_bot, "sqlite", urls["sqlite"], logs["sqlite"], first_up)
+        first = pool.submit(chat_across_a_restart, small_bot, "sqlite", *setups["sqlite"], logs["sqlite"], first_up)
         while not first_up.wait(1) and not first.done():
             pass
-        second = pool.submit(chat_across_a_restart, small_bot, "postgresql", urls["postgresql"], logs["postgresql"])
+        second = pool.submit(chat_across_a_restart, small_bot, "postgresql", *setups["postgresql"], logs["postgresql"])
         return {"sqlite": first.result(), "postgresql": second.result()}
 
 
-def chat_across_a_restart(bot: SmallBot, backend: str, url: str, log_dir: Path, up: Optional[threading.Event] = None) -> Chat:
-    endpoints = endpoints_for(bot.project, backend, url)
-    port = free_port()
-    rasa_url = f"http://localhost:{port}"
-    env = {key: value for key, value in os.environ.items() if key != "LOG_STORE_URL"}
-    rasa_server = Service(
-        f"rasa-{backend}",
-        [str(BIN / "rasa"), "run", "--enable-api", "-m", str(bot.model), "--port", str(port),
-         "--endpoints", endpoints, "--credentials", "credentials.yml"],
-        f"{rasa_url}/status", env={**env, "RASA_TELEMETRY_ENABLED": "false"}, cwd=bot.project,
-    )
+def chat_across_a_restart(bot: SmallBot, backend: str, url: str, endpoints: str, env: Dict[str, str], log_dir: Path,
+                          up: Optional[threading.Event] = None) -> Chat:
+    rasa_service, rasa_url = rasa_server(bot, backend, endpoints, env)
     family, _ = FAMILIES[backend]
-    sent = ["hi", "hello friend", "where is my order 12345?", PRIVATE, *family, "  " + family[0].upper() + " ",
-            '/order_status{"order_id": "12345"}']
+    sent = ["hi", "hello friend", "where is my order 12345?", PRIVATE, CONTACT, REFUND, *family,
+            "  " + family[0].upper() + " ", '/order_status{"order_id": "12345"}']
     supervisor = Supervisor(log_dir)
     try:
-        supervisor.start(rasa_server, timeout_s=300)
+        supervisor.start(rasa_service, timeout_s=300)
         if up:
             up.set()
         replies = [text for message in sent for text in say(rasa_url, message)]
         before = tracker_events(rasa_url)
         supervisor.stop()
-        supervisor.start(rasa_server, timeout_s=300)
+        supervisor.start(rasa_service, timeout_s=300)
         after = tracker_events(rasa_url)
         reply_after = say(rasa_url, "/order_status")
         events = tracker_events(rasa_url)
     finally:
         supervisor.stop()
-    return Chat(url, endpoints, sent + ["/order_status"], replies, before, after, reply_after, events)
+    return Chat(url, endpoints, env, sent + ["/order_status"], replies, before, after, reply_after, events)
 
 
 def say(rasa_url: str, text: str) -> List[str]:
@@ -241,11 +282,10 @@ def stored_rows(url: str) -> List[dict]:
         engine.dispose()
 
 
-def bot_cli(*args: str, cwd: Path) -> str:
-    """`python -m bot ...` in the project, as a user runs it."""
-    env = {key: value for key, value in os.environ.items() if key != "LOG_STORE_URL"}
-    result = subprocess.run([sys.executable, "-m", "bot", *args], cwd=cwd, env={**env, "PYTHONPATH": str(ROOT)},
-                            capture_output=True, text=True, timeout=300)
+def bot_cli(*args: str, cwd: Path, env: Optional[Dict[str, str]] = None) -> str:
+    """`python -m bot ...` in the project, as a user runs it, with `env` on top of the test's environment."""
+    result = subprocess.run([sys.executable, "-m", "bot", *args], cwd=cwd, capture_output=True, text=True, timeout=300,
+                            env=environment(PYTHONPATH=str(ROOT), **(env or {})))
     assert result.returncode == 0, f"python -m bot {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     assert not result.stderr.strip(), result.stderr[-3000:]  # quiet: no warnings, no log noise
     return result.stdout
@@ -253,7 +293,8 @@ def bot_cli(*args: str, cwd: Path) -> str:
 
 def export(chat: Chat, project: Path, out: Path, *extra: str) -> str:
     today = date.today().isoformat()
-    bot_cli("--endpoints", chat.endpoints, "export", "--since", today, "--until", today, "--out", str(out), *extra, cwd=project)
+    bot_cli("--endpoints", chat.endpoints, "export", "--since", today, "--until", today, "--out", str(out), *extra,
+            cwd=project, env=chat.env)  # the bot's own settings: its LOG_STORE_URL, if any, names the database
     return out.read_text()
 
 
@@ -295,6 +336,59 @@ def test_redaction_can_be_switched_off_or_extended():
         Redactor.from_config(extra_patterns={"iban": "(unclosed"})
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_bot_messages_are_stored_redacted_but_sent_as_they_were(chats, backend):
+    """The bot repeats the email and phone of a button the user pressed: the user reads them, the log
+    holds placeholders."""
+    chat = chats[backend]
+    assert WILL_CONTACT.format(email=EMAIL, phone=PHONE) in chat.replies
+    stored = [r["text"] for r in stored_rows(chat.url) if r["event"] == "bot"]
+    assert WILL_CONTACT.format(email="[EMAIL]", phone="[PHONE]") in stored
+    assert not [text for text in stored if EMAIL in text or PHONE in text]
+
+
+# The SQLite section adds an IBAN pattern, the PostgreSQL one has the default patterns only.
+@pytest.mark.parametrize("backend, stored", [("sqlite", "please refund to [IBAN]"), ("postgresql", REFUND)])
+def test_extra_patterns_in_endpoints_are_stored_as_their_placeholder(chats, small_bot, backend, stored):
+    chat = chats[backend]
+    extra_patterns = tracker_store_section(small_bot.project, chat.endpoints).get("extra_patterns")
+    assert extra_patterns == (EXTRA_PATTERNS if backend == "sqlite" else None)
+    users = [r["text"] for r in stored_rows(chat.url) if r["event"] == "user"]
+    assert [text for text in users if text.startswith("please refund")] == [stored]
+
+
+def test_log_store_url_in_the_environment_wins_over_url_in_endpoints(chats, small_bot):
+    """The README's way to PostgreSQL: $LOG_STORE_URL (with the password) names the database, whatever
+    `url:` the section holds."""
+    chat = chats["postgresql"]
+    section_url = tracker_store_section(small_bot.project, chat.endpoints)["url"]
+    assert chat.env == {URL_VARIABLE: chat.url} and section_url != chat.url
+    engine = sa.create_engine(section_url)
+    try:
+        assert not sa.inspect(engine).has_table("events"), f"Rasa logged into `url:` {section_url}, not ${URL_VARIABLE}"
+    finally:
+        engine.dispose()
+    assert len(stored_rows(chat.url)) == len(chat.events)
+
+
+def test_redact_false_in_endpoints_stores_messages_as_typed(small_bot, postgres, tmp_path):
+    """A short-lived Rasa of its own, since `redact: false` holds for its whole log; its database is
+    the `url:` of the section."""
+    url = postgres.database("unredacted")
+    endpoints = endpoints_for(small_bot.project, "unredacted", url=url, redact=False)
+    rasa_service, rasa_url = rasa_server(small_bot, "unredacted", endpoints, {})
+    supervisor = Supervisor(tmp_path)
+    try:
+        supervisor.start(rasa_service, timeout_s=300)
+        replies = [text for message in (PRIVATE, CONTACT) for text in say(rasa_url, message)]
+    finally:
+        supervisor.stop()
+    rows = stored_rows(url)
+    assert [r["text"] for r in rows if r["event"] == "user"] == [PRIVATE, CONTACT]
+    assert [r["text"] for r in rows if r["event"] == "bot"] == replies
+    assert WILL_CONTACT.format(email=EMAIL, phone=PHONE) in replies
+
+
 def plain(annotated: str) -> str:
     """An example's text without its entity annotations."""
     from rasa.shared.nlu.training_data.entities_parser import replace_entities
@@ -309,9 +403,11 @@ def test_every_event_is_stored_with_its_nlu_result(chats, backend):
     assert [(r["event"], r.get("timestamp")) for r in rows] == [(e["event"], e.get("timestamp")) for e in chat.events]
     users = [r for r in rows if r["event"] == "user"]
     assert len(users) == len(chat.sent)
-    assert [r["text"] for r in rows if r["event"] == "bot"] == chat.replies + chat.reply_after_restart
+    redactor = Redactor()  # the bot's messages repeat an email and a phone the user left
+    bot_texts = [r["text"] for r in rows if r["event"] == "bot"]
+    assert bot_texts == [redactor.redact(text) for text in chat.replies + chat.reply_after_restart]
     typed = [r for r in users if not r["text"].startswith("/")]
-    assert len(typed) == len(chat.sent) - 2
+    assert len(typed) == len(chat.typed)
     for row in typed:
         parse = row["parse_data"]
         assert parse["intent"]["name"] and 0 < parse["intent"]["confidence"] <= 1
@@ -422,7 +518,7 @@ def test_report_counts_conversations_intents_and_confidence(chats, small_bot, ba
     chat = chats[backend]
     bot_cli("report", "--url", chat.url, "--since", date.today().isoformat(), "--out-dir", str(tmp_path), cwd=small_bot.project)
     report = (tmp_path / "report.md").read_text()
-    typed = len(chat.sent) - 2
+    typed = len(chat.typed)
     assert "| conversations (senders) | 1 |" in report
     assert f"| user messages | {len(chat.sent)} |" in report
     assert f"| typed (through NLU) | {typed} |" in report
@@ -446,8 +542,9 @@ def test_reviewed_exports_in_data_retrain_the_corrected_intents(chats, reviews, 
         assert len(reviewed) == len(family)
         (project / "data" / f"reviewed-{backend}.yml").write_text(yaml.safe_dump(
             {"version": "3.1", "nlu": [{"intent": corrected, "examples": "".join(f"- {t}\n" for t in reviewed)}]}))
-    output = rasa("train", "--fixed-model-name", "retrained", cwd=project)
-    assert "Starting to train component 'BertTritonNLU'" in output.stdout + output.stderr
+    # Fine-tuned, or on a repeated run with a shared RASA_CACHE_DIRECTORY restored from that cache:
+    # what the model answers below shows that it learnt the review either way.
+    rasa("train", "--fixed-model-name", "retrained", cwd=project)
 
     monkeypatch.setenv("RASA_ENDPOINTS", str(project / "endpoints.yml"))
     agent = Agent.load(str(project / "models" / "retrained.tar.gz"))
