@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import re
 import uuid
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
-from sqlalchemy import create_engine, select
-from sqlalchemy.orm import Session
+from sqlalchemy import select
 
+from actions import db
 from actions.actions import AskConfirmCancel, AskEmail, AskNewAddress, AskOrderId, AskProduct, AskReturnReason
 from actions.models import Order, Refund, Return, Ticket
 from tests.conftest import Servers
@@ -45,21 +44,9 @@ def chat(bot_servers) -> Conversation:
     return Conversation(bot_servers)
 
 
-@contextmanager
-def database(url: str) -> Iterator[Session]:
-    """A session on the action server's shop database, committed at the end; what it loaded stays
-    readable after it."""
-    engine = create_engine(url, future=True)
-    try:
-        with Session(engine, future=True, expire_on_commit=False) as session, session.begin():
-            yield session
-    finally:
-        engine.dispose()
-
-
 def shop_rows(url: str) -> Dict[str, Any]:
     """What a conversation may change in the shop, as plain values to compare."""
-    with database(url) as session:
+    with db.transaction(url) as session:
         return {
             "orders": {o.number: (o.status, o.shipping_address) for o in session.scalars(select(Order))},
             "returns": [(r.order_number, r.item.product, r.reason, r.reference) for r in session.scalars(select(Return))],
@@ -69,7 +56,7 @@ def shop_rows(url: str) -> Dict[str, Any]:
 
 
 def order(url: str, number: str) -> Order:
-    with database(url) as session:
+    with db.transaction(url) as session:
         return session.get(Order, number)
 
 
@@ -108,7 +95,7 @@ def test_order_status_tells_carrier_and_tracking_from_the_database(chat, shop):
                          ids=["without-refund", "with-refund"])
 def test_refund_status_checks_the_order_and_tells_its_refunds(chat, shop, refund: Optional[Tuple[int, str]], told):
     if refund:
-        with database(shop) as session:
+        with db.transaction(shop) as session:
             session.add(Refund(order_number="55821", amount_cents=refund[0], status=refund[1]))
     delivered = order(shop, "55821").delivered_on
     assert chat("where is my refund?") == [AskOrderId.question]
