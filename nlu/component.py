@@ -151,7 +151,7 @@ class BertTritonNLU(GraphComponent, IntentClassifier, EntityExtractorMixin):
         encoder = TextEncoder.load(directory / ENCODER_DIR)
         settings = TritonSettings.load()
         repository.install_version(directory / "triton", settings.model_repository, name, version)
-        client = TritonNLUClient(settings.url, settings.timeout_s)
+        client = TritonNLUClient(settings.url, settings.timeout_s, settings.api_key)
         model = ServedModel(name, version, repository.read_labels(directory / "triton", name, version))
         _make_ready(client, model)
         return cls(config, model_storage, resource, Parser(encoder, client, model, config["ranking_length"]))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -28,10 +28,12 @@ class TritonSettings:
     http_port: int = 8000
     grpc_port: int = 8001
     metrics_port: int = 8002
+    api_key: str = field(default="", repr=False)  # $TRITON_API_KEY: unlocks Triton's model-repository API
 
     @classmethod
     def load(cls, endpoints: Optional[str] = None) -> "TritonSettings":
-        """Settings from endpoints.yml, then TRITON_URL / TRITON_MODEL_REPOSITORY / TRITON_TIMEOUT."""
+        """Settings from endpoints.yml, then TRITON_URL / TRITON_MODEL_REPOSITORY / TRITON_TIMEOUT; the API
+        key only from TRITON_API_KEY (a secret: never in a file Rasa users commit)."""
         path = Path(endpoints or endpoints_path())
         section: Dict[str, Any] = {}
         if path.is_file():
@@ -44,6 +46,7 @@ class TritonSettings:
             http_port=int(section.get("http_port", cls.http_port)),
             grpc_port=int(section.get("grpc_port", url.rsplit(":", 1)[-1])),
             metrics_port=int(section.get("metrics_port", cls.metrics_port)),
+            api_key=os.environ.get("TRITON_API_KEY", ""),
         )
 
 

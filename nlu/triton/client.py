@@ -14,7 +14,7 @@ import numpy as np
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from nlu.triton.contract import INPUTS, OUTPUTS
+from nlu.triton.contract import API_KEY_HEADER, INPUTS, OUTPUTS
 
 logger = logging.getLogger(__name__)
 
@@ -36,9 +36,10 @@ class TritonUnavailable(RuntimeError):
 class TritonNLUClient:
     """Inference on the joint intent and entity model of one Rasa model."""
 
-    def __init__(self, url: str, timeout_s: float) -> None:
+    def __init__(self, url: str, timeout_s: float, api_key: str = "") -> None:
         self.url = url
         self.timeout_s = timeout_s
+        self._api_key = api_key
         self._client = grpcclient.InferenceServerClient(url=url, channel_args=_CHANNEL_ARGS)
 
     def problem(self, name: str, version: int) -> Optional[str]:
@@ -56,9 +57,11 @@ class TritonNLUClient:
         """Ask Triton (explicit model control) to (re)load a model with all its versions."""
         try:
             # Each version starts a Python stub and an ONNX Runtime session: loading takes far longer than inference.
-            self._client.load_model(name, client_timeout=max(self.timeout_s, LOAD_TIMEOUT_S))
+            self._client.load_model(name, headers={API_KEY_HEADER: self._api_key},
+                                    client_timeout=max(self.timeout_s, LOAD_TIMEOUT_S))
         except InferenceServerException as error:
-            raise TritonUnavailable(f"Triton at {self.url} could not load model '{name}': {_reason(error)}") from error
+            hint = "" if self._api_key else " (TRITON_API_KEY is unset: set it to the key Triton was started with)"
+            raise TritonUnavailable(f"Triton at {self.url} could not load model '{name}': {_reason(error)}{hint}") from error
 
     def infer(self, name: str, version: int, input_ids: np.ndarray, attention_mask: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """Intent probabilities [windows, intents] and tag probabilities [windows, pieces, tags], one request."""

@@ -3,27 +3,41 @@
 A trained model is written once as a version directory (the ONNX graphs, labels.json and a
 fingerprint). The same directory goes into the Rasa model archive and into the live repository
 that Triton serves, so each Rasa model names exactly the version it needs.
+
+A Rasa model archive is input from outside (`PUT /model`, a models/ folder): only those data
+files are installed from it, and the config is always ours, so an archive can never bring code
+(a Python model, another backend, an execution environment) into the live repository.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
 
 from nlu.decoding import Labels
-from nlu.triton.contract import FINGERPRINT_FILE, LABELS_FILE
-from nlu.triton.model_config import CONFIG_FILE, model_config, read_config, write_config
+from nlu.triton.contract import FINGERPRINT_FILE, FP32_FILE, INT8_FILE, LABELS_FILE
+from nlu.triton.model_config import model_config, write_config
+
+VERSION_FILES = (FP32_FILE, INT8_FILE, LABELS_FILE, FINGERPRINT_FILE)  # all a version may hold
+_MODEL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class RepositoryConflict(RuntimeError):
     """The live repository holds different weights under the version a Rasa model names."""
 
 
+class UnsafeModel(ValueError):
+    """A stored version that is not only our data files, or whose name or version could escape the repository."""
+
+
 def version_dir(repository: Path, name: str, version: int) -> Path:
+    if not _MODEL_NAME.fullmatch(name) or type(version) is not int or version < 1:
+        raise UnsafeModel(f"'{name}' version {version!r} is not a valid Triton model name and version")
     return repository / name / str(version)
 
 
@@ -48,13 +62,15 @@ def read_labels(repository: Path, name: str, version: int) -> Labels:
 
 
 def install_version(source: Path, repository: Path, name: str, version: int) -> Optional[Path]:
-    """Copy a version from `source` into `repository` unless it is there; give it a config.
+    """Copy a version's data files from `source` into `repository` unless it is there; give the model our config.
 
     Returns the installed directory, or None when it was already present and identical.
-    Raises RepositoryConflict when the repository holds other weights under that version.
+    Raises RepositoryConflict when the repository holds other weights under that version, and
+    UnsafeModel when the version holds anything but VERSION_FILES (or links).
     """
     source_dir, target_dir = version_dir(source, name, version), version_dir(repository, name, version)
-    write_config(repository / name, read_config(source / name / CONFIG_FILE))
+    files = _data_files(source_dir)
+    write_config(repository / name, model_config(name))
     if target_dir.exists():
         if (target_dir / FINGERPRINT_FILE).read_text() != (source_dir / FINGERPRINT_FILE).read_text():
             raise RepositoryConflict(
@@ -64,9 +80,21 @@ def install_version(source: Path, repository: Path, name: str, version: int) -> 
         return None
     staging = target_dir.with_name(f".{version}.partial")  # Triton must never see a half-copied version
     shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(source_dir, staging)
+    staging.mkdir(parents=True)
+    for path in files:
+        shutil.copyfile(path, staging / path.name)
     staging.rename(target_dir)
     return target_dir
+
+
+def _data_files(directory: Path) -> list:
+    """The version's files, checked to be regular files named in VERSION_FILES."""
+    entries = list(directory.iterdir())
+    strangers = [entry.name for entry in entries if entry.name not in VERSION_FILES or entry.is_symlink() or not entry.is_file()]
+    if strangers:
+        raise UnsafeModel(f"{directory} holds {', '.join(sorted(strangers))}: a version may hold only "
+                          f"{', '.join(VERSION_FILES)}; retrain the model with `rasa train`")
+    return entries
 
 
 def _digest(directory: Path) -> str:

@@ -21,7 +21,7 @@ from typing import List, NoReturn, Optional
 import pytriton
 from pytriton.utils.distribution import get_libs_path, get_stub_path
 
-from nlu.triton.contract import BACKEND
+from nlu.triton.contract import API_KEY_HEADER, BACKEND, RESTRICTED_APIS
 
 TRITON_DIST = Path(pytriton.__file__).parent / "tritonserver"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -60,9 +60,16 @@ def install_backend(backends: Path) -> Path:
 
 
 def server_command(
-    repository: Path, backends: Path, http_port: int, grpc_port: int, metrics_port: int, log_verbose: int = 0
+    repository: Path, backends: Path, http_port: int, grpc_port: int, metrics_port: int, api_key: str,
+    host: str = "127.0.0.1", log_verbose: int = 0,
 ) -> List[str]:
-    """tritonserver's command line: explicit model control, every model in the repository loaded."""
+    """tritonserver's command line: explicit model control, every model in the repository loaded,
+    listening on `host` only, and every API but health, metadata and inference behind `api_key`.
+
+    Triton's own documentation warns that an open model-repository API runs whatever code a caller
+    loads; the key is sent in the `triton-api-key` header, by the NLU component alone.
+    """
+    restricted = f"{RESTRICTED_APIS}:{API_KEY_HEADER}={api_key}"
     return [
         str(TRITON_DIST / "bin" / "tritonserver"),
         f"--model-repository={repository.resolve()}",
@@ -72,9 +79,14 @@ def server_command(
         "--model-control-mode=explicit",
         "--load-model=*",
         "--strict-readiness=false",  # ready with no model yet; our models load when Rasa asks
+        f"--http-address={host}",
         f"--http-port={http_port}",
+        f"--grpc-address={host}",
         f"--grpc-port={grpc_port}",
+        f"--metrics-address={host}",
         f"--metrics-port={metrics_port}",
+        f"--http-restricted-api={restricted}",
+        f"--grpc-restricted-protocol={restricted}",
         "--allow-metrics=true",
         f"--log-verbose={log_verbose}",
         "--exit-on-error=false",
@@ -93,10 +105,11 @@ def server_environment() -> dict:
 
 
 def exec_server(
-    repository: Path, http_port: int, grpc_port: int, metrics_port: int, cache: Optional[Path] = None
+    repository: Path, http_port: int, grpc_port: int, metrics_port: int, api_key: str, host: str = "127.0.0.1",
+    cache: Optional[Path] = None,
 ) -> NoReturn:
     """Replace this process with tritonserver, so that signals reach the server itself."""
     repository.mkdir(parents=True, exist_ok=True)
     backends = backend_directory(cache or PROJECT_ROOT / ".triton")
-    command = server_command(repository, backends, http_port, grpc_port, metrics_port)
+    command = server_command(repository, backends, http_port, grpc_port, metrics_port, api_key, host)
     os.execve(command[0], command, server_environment())
