@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from bot import log_cli, telegram_polling, widget_server
-from bot.supervisor import Service, ServiceFailed, Supervisor, exit_on_sigterm
+from bot import log_cli, secrets, services, telegram_polling, widget_server
+from bot.supervisor import ServiceFailed, Supervisor, exit_on_sigterm
 from nlu.triton import server as triton_server
 from nlu.settings import TritonSettings
 
@@ -33,12 +33,14 @@ def triton(args: argparse.Namespace) -> None:
         http_port=args.http_port or settings.http_port,
         grpc_port=args.grpc_port or settings.grpc_port,
         metrics_port=args.metrics_port or settings.metrics_port,
+        host=args.host,
+        api_key=secrets.load(RUN_DIR)[secrets.TRITON_API_KEY],
     )
 
 
 def widget(args: argparse.Namespace) -> int:
     try:
-        server = widget_server.make_server(args.rasa_url, port=args.port)
+        server = widget_server.make_server(args.rasa_url, host=args.host, port=args.port)
     except widget_server.WidgetBundleMissing as error:
         print(error, file=sys.stderr)
         return 1
@@ -54,7 +56,6 @@ def telegram(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    rasa = str(Path(sys.executable).with_name("rasa"))
     settings = TritonSettings.load(args.endpoints)
     rasa_url = f"http://localhost:{args.port}"
     if args.telegram:
@@ -63,49 +64,35 @@ def run(args: argparse.Namespace) -> int:
         except telegram_polling.PollingStopped as error:
             print(f"Cannot poll Telegram: {error}", file=sys.stderr)
             return 2
+    tokens = secrets.load(RUN_DIR)
+    env = {**os.environ, **tokens}
     if not args.skip_train:
         # Rasa compares the fingerprints of data and config with the newest model and only
         # trains what changed; with nothing changed this takes seconds.
-        subprocess.run([rasa, "train", "--endpoints", args.endpoints], check=True)
+        subprocess.run([services.RASA, "train", "--endpoints", args.endpoints], check=True, env=env)
     supervisor = Supervisor(RUN_DIR)
-    services = [
-        Service(
-            "triton",
-            [sys.executable, "-m", "bot", "triton", "--endpoints", args.endpoints],
-            f"http://localhost:{settings.http_port}/v2/health/ready",
-        ),
-        Service(
-            "actions",
-            [rasa, "run", "actions", "--port", str(args.actions_port)],
-            f"http://localhost:{args.actions_port}/health",
-        ),
-        Service(
-            "rasa",
-            [rasa, "run", "--enable-api", "--cors", "*", "--port", str(args.port), "--endpoints", args.endpoints,
-             "--credentials", args.credentials],
-            f"{rasa_url}/status",
-        ),
-        Service(
-            "widget",
-            [sys.executable, "-m", "bot", "widget", "--port", str(args.widget_port), "--rasa-url", rasa_url],
-            f"http://localhost:{args.widget_port}/",
-        ),
+    started = [
+        services.triton(settings.http_port, settings.grpc_port, settings.metrics_port, endpoints=args.endpoints,
+                        host=args.host, env=env),
+        services.actions(args.actions_port, host=args.host, env=env),
+        services.rasa(args.port, tokens[secrets.RASA_AUTH_TOKEN], args.endpoints, args.credentials, host=args.host,
+                      cors=services.widget_origins(args.widget_port), env=env),
+        services.widget(args.widget_port, rasa_url, host=args.host, env=env),
     ]
     if args.telegram:
-        services.append(Service("telegram", [sys.executable, "-m", "bot", "telegram", "--rasa-url", rasa_url],
-                                f"{rasa_url}/webhooks/telegram/"))
+        started.append(services.telegram_poller(rasa_url, env=env))
     exit_on_sigterm()  # `kill`, `docker stop`: stop the services as Ctrl-C does
     try:
-        for service in services:
+        for service in started:
             print(f"Starting {service.name} (log: {RUN_DIR / service.name}.log) ...", flush=True)
             supervisor.start(service)
-        print(_banner(args.port, args.widget_port, args.telegram), flush=True)
-        supervisor.watch()
+        print(_banner(rasa_url, args.widget_port, args.telegram, tokens[secrets.RASA_AUTH_TOKEN]), flush=True)
+        supervisor.watch()  # restarts a service that crashes; returns only through Ctrl-C or SIGTERM
     except KeyboardInterrupt:
         print("\nStopping ...", flush=True)
         return 0
     except ServiceFailed as error:
-        name = next((s.name for s in services if s.name in str(error)), services[0].name)
+        name = next((s.name for s in started if s.name in str(error)), started[0].name)
         print(f"\n{error}. Last lines of {RUN_DIR / name}.log:\n{supervisor.tail(name)}", file=sys.stderr)
         return 1
     finally:
@@ -113,14 +100,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _banner(port: int, widget_port: int, telegram: bool) -> str:
-    url = f"http://localhost:{port}"
+def _banner(url: str, widget_port: int, telegram: bool, token: str) -> str:
     telegram_line = "\n  Telegram: polling; message your bot in the Telegram app" if telegram else ""
     return f"""
 The support bot is running.
   Chat in a browser: http://localhost:{widget_port}{telegram_line}
   Chat over REST: curl -s {url}/webhooks/rest/webhook -d '{{"sender": "me", "message": "where is my order 12345?"}}'
-  Parse a text:   curl -s {url}/model/parse -d '{{"text": "where is my order 12345?"}}'
+  Parse a text:   curl -s "{url}/model/parse?token=$RASA_AUTH_TOKEN" -d '{{"text": "where is my order 12345?"}}'
+  Rasa's HTTP API needs its token: export RASA_AUTH_TOKEN={token}   (kept in {RUN_DIR / secrets.SECRETS_FILE})
   Chat in a terminal (second shell): make shell
 Press Ctrl-C to stop everything."""
 
@@ -128,16 +115,19 @@ Press Ctrl-C to stop everything."""
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__.splitlines()[0])
     parser.add_argument("--endpoints", default=os.environ.get("RASA_ENDPOINTS", "endpoints.yml"))
+    host = argparse.ArgumentParser(add_help=False)
+    host.add_argument("--host", default=os.environ.get("BOT_HOST", services.LOCALHOST),
+                      help="address to listen on (default 127.0.0.1, or $BOT_HOST; 0.0.0.0 opens every interface)")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("triton", help="serve the model repository with the bundled Triton server")
+    serve = commands.add_parser("triton", parents=[host], help="serve the model repository with the bundled Triton server")
     serve.add_argument("--model-repository", type=Path)
     serve.add_argument("--http-port", type=int)
     serve.add_argument("--grpc-port", type=int)
     serve.add_argument("--metrics-port", type=int)
     serve.set_defaults(handler=triton)
 
-    start = commands.add_parser("run", help="train if needed, then start Triton, the action server and Rasa")
+    start = commands.add_parser("run", parents=[host], help="train if needed, then start Triton, the action server and Rasa")
     start.add_argument("--port", type=int, default=int(os.environ.get("RASA_PORT", 5005)))
     start.add_argument("--actions-port", type=int, default=int(os.environ.get("ACTIONS_PORT", 5055)))
     start.add_argument("--credentials", default="credentials.yml")
@@ -146,7 +136,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     start.add_argument("--telegram", action="store_true", help="also long-poll Telegram (needs TELEGRAM_BOT_TOKEN)")
     start.set_defaults(handler=run)
 
-    web = commands.add_parser("widget", help="serve the chat widget and a demo page that embeds it")
+    web = commands.add_parser("widget", parents=[host], help="serve the chat widget and a demo page that embeds it")
     web.add_argument("--port", type=int, default=int(os.environ.get("WIDGET_PORT", 8080)))
     web.add_argument("--rasa-url", default="http://localhost:5005", help="where the widget finds Rasa's socket.io")
     web.set_defaults(handler=widget)

@@ -1,7 +1,9 @@
-"""Start the bot's services as child processes and stop all of them together.
+"""Start the bot's services as child processes, restart one that crashes, stop all together.
 
 Each child runs in its own process group with its output in a log file, so Ctrl-C reaches
-only us and we stop every group: nothing is left running.
+only us and we stop every group: nothing is left running. A service that exits while the others
+run is started again after a growing pause (1 s, 2 s, 4 s ... at most 60 s; back to 1 s once it
+has run a minute), so a crash costs its own requests, not the whole bot.
 """
 
 from __future__ import annotations
@@ -30,6 +32,14 @@ class Service:
     cwd: Optional[Path] = None
     process: Optional[subprocess.Popen] = field(default=None, repr=False)
     log_path: Optional[Path] = None
+    started_at: float = 0.0
+    crashes: int = 0  # in a row: reset once it has run for STABLE_S
+    restart_at: Optional[float] = None
+
+
+FIRST_BACKOFF_S = 1.0
+MAX_BACKOFF_S = 60.0
+STABLE_S = 60.0
 
 
 class ServiceFailed(RuntimeError):
@@ -43,6 +53,36 @@ class Supervisor:
 
     def start(self, service: Service, timeout_s: float = 300.0) -> None:
         """Start a service and wait until its ready URL answers 200."""
+        self._spawn(service)
+        self.services.append(service)
+        wait_for(service.ready_url, timeout_s, alive=lambda: service.process.poll() is None, what=service.name)
+
+    def watch(self, poll_s: float = 0.5) -> None:
+        """Block while the services run, restarting each one that exits after its backoff."""
+        while True:
+            now = time.monotonic()
+            for service in self.services:
+                self._check(service, now)
+            time.sleep(poll_s)
+
+    def _check(self, service: Service, now: float) -> None:
+        if service.process.poll() is None:
+            if service.crashes and now - service.started_at >= STABLE_S:
+                service.crashes = 0
+            return
+        if service.restart_at is None:
+            pause = min(MAX_BACKOFF_S, FIRST_BACKOFF_S * 2 ** service.crashes)
+            service.restart_at = now + pause
+            logger.error("%s exited with code %s; restarting it in %.0f s (log: %s)",
+                         service.name, service.process.returncode, pause, service.log_path)
+        elif now >= service.restart_at:
+            service.crashes += 1
+            service.restart_at = None
+            _signal_group(service.process, signal.SIGKILL)  # what it left behind in its group
+            self._spawn(service)
+            logger.warning("%s restarted (crash %d in a row)", service.name, service.crashes)
+
+    def _spawn(self, service: Service) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         service.log_path = self.log_dir / f"{service.name}.log"
         with open(service.log_path, "ab") as log:
@@ -53,16 +93,7 @@ class Supervisor:
                 cwd=service.cwd,
                 start_new_session=True,
             )
-        self.services.append(service)
-        wait_for(service.ready_url, timeout_s, alive=lambda: service.process.poll() is None, what=service.name)
-
-    def watch(self) -> None:
-        """Block while all services run; raise when one of them exits."""
-        while True:
-            for service in self.services:
-                if service.process.poll() is not None:
-                    raise ServiceFailed(f"{service.name} exited with code {service.process.returncode}")
-            time.sleep(1.0)
+        service.started_at = time.monotonic()
 
     def stop(self, grace_s: float = 15.0) -> None:
         """SIGTERM every process group (newest first), SIGKILL what outlives the grace period."""

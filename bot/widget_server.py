@@ -26,7 +26,7 @@ class WidgetBundleMissing(RuntimeError):
     """The bundle was never built (it is built by `make setup`, not committed)."""
 
 
-def make_server(rasa_url: str, host: str = "0.0.0.0", port: int = 8080) -> ThreadingHTTPServer:
+def make_server(rasa_url: str, host: str = "127.0.0.1", port: int = 8080) -> ThreadingHTTPServer:
     """An HTTP server for `/` (the demo page, pointed at `rasa_url`) and `/widget.js`."""
     if not BUNDLE.is_file():
         raise WidgetBundleMissing(
