@@ -9,10 +9,12 @@ from typing import List, Sequence
 import httpx
 
 
-def http_parse_latencies(base_url: str, texts: Sequence[str], requests: int, timeout_s: float = 30.0) -> List[float]:
-    """Milliseconds per request for `requests` parses cycling through `texts` (one untimed first)."""
+def http_parse_latencies(base_url: str, texts: Sequence[str], requests: int, token: str,
+                         timeout_s: float = 30.0) -> List[float]:
+    """Milliseconds per request for `requests` parses cycling through `texts` (one untimed first);
+    `token` is the server's RASA_AUTH_TOKEN."""
     timings: List[float] = []
-    with httpx.Client(base_url=base_url, timeout=timeout_s) as client:
+    with httpx.Client(base_url=base_url, params={"token": token}, timeout=timeout_s) as client:
         client.post("/model/parse", json={"text": texts[0]}).raise_for_status()
         for text in itertools.islice(itertools.cycle(texts), requests):
             start = time.perf_counter()

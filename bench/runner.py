@@ -19,6 +19,7 @@ from bench import evaluate, latency, metrics, pipelines, serving
 from bench.machine import code_version, load_average, machine_info
 from bench.services import TritonEndpoint, rasa_server, triton_server, unload_models
 from bench.splits import Split, make_split
+from bot import secrets
 from nlu.settings import TritonSettings
 from nlu.triton.model_config import model_config, write_config
 
@@ -124,6 +125,8 @@ def _prepare_environment(work: Path) -> Path:
     os.environ["RASA_CACHE_DIRECTORY"] = str(work / "rasa-cache")
     os.environ["TRITON_MODEL_REPOSITORY"] = str(work / "triton")
     os.environ["RASA_ENDPOINTS"] = str(work / "endpoints.yml")
+    for name, value in secrets.generate().items():  # Triton's API key and Rasa's token, for this run's servers
+        os.environ.setdefault(name, value)
     # Keep the repo's per-request Triton timeout (read before RASA_ENDPOINTS points elsewhere).
     os.environ.setdefault("TRITON_TIMEOUT", str(TritonSettings.load(str(REPO_ROOT / "endpoints.yml")).timeout_s))
     return work / "triton"
@@ -154,7 +157,7 @@ def _bench_dataset(
     for pipeline in options.pipelines:
         config = configs[pipeline]()
         entry["pipelines"][pipeline] = _bench_pipeline(name, pipeline, config, split, options, work, progress)
-    unload_models(triton, [triton_name])
+    unload_models(triton, [triton_name], os.environ[secrets.TRITON_API_KEY])
     entry["ratios"] = _ratios(entry["pipelines"].get(pipelines.OURS, {}), entry["pipelines"].get(pipelines.DIET, {}))
     return entry
 
@@ -193,7 +196,7 @@ def _bench_pipeline(
             f"{result['in_server_ms']['p50']:.1f} ms; timing {options.http_requests} HTTP parses"
         )
         with rasa_server(model.path, work / "logs", dict(os.environ)) as url:
-            result["http_ms"] = metrics.latency_summary(latency.http_parse_latencies(url, texts, options.http_requests))
+            result["http_ms"] = metrics.latency_summary(latency.http_parse_latencies(url, texts, options.http_requests, os.environ[secrets.RASA_AUTH_TOKEN]))
         progress(f"{label}: HTTP p50 {result['http_ms']['p50']:.1f} ms, p99 {result['http_ms']['p99']:.1f} ms")
     except Exception as error:  # one pipeline failing must not lose the others' results
         traceback.print_exc()

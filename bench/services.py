@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import sys
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +10,9 @@ from typing import Dict, Iterable, Iterator, List
 
 import httpx
 
+from bot import secrets, services
 from bot.supervisor import Service, ServiceFailed, Supervisor
+from nlu.triton.contract import API_KEY_HEADER
 
 
 @dataclass(frozen=True)
@@ -34,13 +35,10 @@ def free_ports(count: int) -> List[int]:
 
 @contextmanager
 def triton_server(repository: Path, log_dir: Path, env: Dict[str, str], timeout_s: float = 300.0) -> Iterator[TritonEndpoint]:
-    """`python -m bot triton` on free ports serving `repository`; stopped on exit."""
+    """`python -m bot triton` on free ports serving `repository`; stopped on exit. `env` holds the
+    secrets (bench_environment)."""
     http_port, grpc_port, metrics_port = free_ports(3)
-    command = [
-        sys.executable, "-m", "bot", "triton", "--model-repository", str(repository),
-        "--http-port", str(http_port), "--grpc-port", str(grpc_port), "--metrics-port", str(metrics_port),
-    ]
-    service = Service("triton", command, f"http://localhost:{http_port}/v2/health/ready", env=env)
+    service = services.triton(http_port, grpc_port, metrics_port, repository=repository, env=env)
     with _running(service, log_dir, timeout_s):
         yield TritonEndpoint(f"localhost:{grpc_port}", http_port, repository)
 
@@ -49,18 +47,18 @@ def triton_server(repository: Path, log_dir: Path, env: Dict[str, str], timeout_
 def rasa_server(model: Path, log_dir: Path, env: Dict[str, str], timeout_s: float = 600.0) -> Iterator[str]:
     """`rasa run --enable-api -m MODEL` on a free port; yields its base URL, stopped on exit."""
     (port,) = free_ports(1)
-    rasa = str(Path(sys.executable).with_name("rasa"))
-    command = [rasa, "run", "--enable-api", "-m", str(model), "--port", str(port), "--endpoints", env["RASA_ENDPOINTS"]]
-    service = Service(f"rasa-{model.stem.split('.')[0]}", command, f"http://localhost:{port}/status", env=env)
+    service = services.rasa(port, env[secrets.RASA_AUTH_TOKEN], env["RASA_ENDPOINTS"], model=model, env=env,
+                            name=f"rasa-{model.stem.split('.')[0]}")
     with _running(service, log_dir, timeout_s):
         yield f"http://localhost:{port}"
 
 
-def unload_models(endpoint: TritonEndpoint, names: Iterable[str]) -> None:
+def unload_models(endpoint: TritonEndpoint, names: Iterable[str], api_key: str) -> None:
     """Ask Triton to unload models no longer benchmarked (frees their backend processes)."""
     for name in names:
         try:
-            httpx.post(f"http://localhost:{endpoint.http_port}/v2/repository/models/{name}/unload", timeout=60.0)
+            httpx.post(f"http://localhost:{endpoint.http_port}/v2/repository/models/{name}/unload",
+                       headers={API_KEY_HEADER: api_key}, timeout=60.0)
         except httpx.HTTPError:
             pass
 
