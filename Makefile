@@ -48,8 +48,9 @@ train: setup
 run: setup
 	$(PY) -m bot run
 
+# Rasa started by hand needs the secrets `make run` generated (.run/secrets.env; the environment's win).
 shell: setup
-	$(RASA) shell --port 5006 --endpoints endpoints.yml
+	eval "$$($(PY) -m bot secrets)" && $(RASA) shell --port 5006 --endpoints endpoints.yml
 
 triton: setup
 	$(PY) -m bot triton

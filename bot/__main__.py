@@ -6,6 +6,7 @@
     python -m bot telegram   long-poll Telegram and let the running bot answer
     python -m bot export     logged user messages as NLU YAML to review, or conversations as test stories
     python -m bot report     conversations, intents, fallback rate and confidence for a period (md + png)
+    python -m bot secrets    the services' shared secrets as shell exports: eval "$(python -m bot secrets)"
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -53,6 +55,12 @@ def widget(args: argparse.Namespace) -> int:
 
 def telegram(args: argparse.Namespace) -> int:
     return telegram_polling.main(args.rasa_url)
+
+
+def print_secrets(_: argparse.Namespace) -> None:
+    """For a shell that runs Rasa by hand (`make shell`): the same secrets `make run` uses."""
+    for name, value in secrets.load(RUN_DIR).items():
+        print(f"export {name}={shlex.quote(value)}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -144,6 +152,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     poll = commands.add_parser("telegram", help="long-poll Telegram and hand each update to the running bot")
     poll.add_argument("--rasa-url", default="http://localhost:5005", help="the running bot (make run)")
     poll.set_defaults(handler=telegram)
+
+    shared = commands.add_parser("secrets", help="print the services' shared secrets as shell exports (generated once)")
+    shared.set_defaults(handler=print_secrets)
 
     log_cli.add_commands(commands)
 
