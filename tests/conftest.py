@@ -20,12 +20,20 @@ from typing import Dict, Iterator, Optional
 import pytest
 import yaml
 
-from bot.supervisor import Service, Supervisor
+from bot import secrets, services
+from bot.supervisor import Supervisor
 from tests.fake_telegram_api import FakeTelegramApi
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 PROJECT_FILES = ["domain.yml", "config.yml", "credentials.yml", "data", "actions"]
+
+# The secrets `make run` would generate (RASA_AUTH_TOKEN, ACTION_SERVER_TOKEN, TRITON_API_KEY), shared
+# by every server the suite starts through this process's environment.
+for _name, _value in secrets.generate().items():
+    os.environ.setdefault(_name, _value)
+RASA_TOKEN = os.environ[secrets.RASA_AUTH_TOKEN]
+ACTION_HEADERS = {"Authorization": "Bearer ${ACTION_SERVER_TOKEN}"}  # as in endpoints.yml
 
 # The bot's own config, trained quicker: the suite checks behaviour, `make bench` checks accuracy.
 # ~800 examples x 4 epochs is about the work of the old 240 x 12; the higher learning rate makes
@@ -70,15 +78,7 @@ class Triton:
     def start(self) -> None:
         self.supervisor = Supervisor(self.log_dir)
         self.supervisor.start(
-            Service(
-                "triton",
-                [
-                    sys.executable, "-m", "bot", "triton", "--model-repository", str(self.repository),
-                    "--http-port", str(self.http_port), "--grpc-port", str(self.grpc_port),
-                    "--metrics-port", str(self.metrics_port),
-                ],
-                f"http://localhost:{self.http_port}/v2/health/ready",
-            ),
+            services.triton(self.http_port, self.grpc_port, self.metrics_port, repository=self.repository),
             timeout_s=120,
         )
 
@@ -123,7 +123,8 @@ def write_project(directory: Path, triton: Triton, nlu_overrides: Dict, policies
     endpoints = {
         "triton": {"url": triton.url, "model_repository": str(triton.repository), "timeout": 2.0,
                    "http_port": triton.http_port, "grpc_port": triton.grpc_port, "metrics_port": triton.metrics_port},
-        "action_endpoint": {"url": f"http://localhost:{ports.get('actions_port', 5055)}/webhook"},
+        "action_endpoint": {"url": f"http://localhost:{ports.get('actions_port', 5055)}/webhook",
+                            "headers": ACTION_HEADERS},
     }
     (directory / "endpoints.yml").write_text(yaml.safe_dump(endpoints, sort_keys=False))
     return directory
@@ -176,12 +177,15 @@ SERVED_ENDPOINTS = "served-endpoints.yml"
 
 @dataclass
 class Servers:
+    """The running bot; `token` opens Rasa's HTTP API (`params={"token": servers.token}`)."""
+
     rasa_url: str
     actions_port: int
     supervisor: Supervisor
     env: Dict[str, str]
     project: Path
     shop_url: str
+    token: str = RASA_TOKEN
 
 
 @pytest.fixture(scope="session")
@@ -201,19 +205,10 @@ def bot_servers(tmp_path_factory, trained_bot, triton, fake_telegram) -> Iterato
     supervisor = Supervisor(tmp_path_factory.mktemp("logs"))
     env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "SHOP_DATABASE_URL": shop_url,
            "TELEGRAM_BOT_TOKEN": fake_telegram.token, "TELEGRAM_API_URL": fake_telegram.base_url}
+    supervisor.start(services.actions(actions_port, env=env, cwd=project))
     supervisor.start(
-        Service("actions", [str(BIN / "rasa"), "run", "actions", "--port", str(actions_port)],
-                f"http://localhost:{actions_port}/health", env=env, cwd=project),
-    )
-    supervisor.start(
-        Service(
-            "rasa",
-            [str(BIN / "rasa"), "run", "--enable-api", "-m", str(project / "models" / trained_bot.model.name),
-             "--port", str(rasa_port), "--endpoints", SERVED_ENDPOINTS, "--credentials", "credentials.yml"],
-            f"http://localhost:{rasa_port}/status",
-            env=env,
-            cwd=project,
-        ),
+        services.rasa(rasa_port, RASA_TOKEN, SERVED_ENDPOINTS, model=project / "models" / trained_bot.model.name,
+                      env=env, cwd=project),
         timeout_s=300,
     )
     yield Servers(f"http://localhost:{rasa_port}", actions_port, supervisor, env, project, shop_url)

@@ -22,7 +22,7 @@ ORDER_12345_EMAIL_QUESTION = "email address on order 12345"
 
 
 def parse(servers, text: str) -> dict:
-    response = httpx.post(f"{servers.rasa_url}/model/parse", json={"text": text}, timeout=30)
+    response = httpx.post(f"{servers.rasa_url}/model/parse", params={"token": servers.token}, json={"text": text}, timeout=30)
     response.raise_for_status()
     return response.json()
 

@@ -34,8 +34,9 @@ import sqlalchemy as sa
 import yaml
 
 from bot.redaction import Redactor
+from bot import services
 from bot.supervisor import Service, Supervisor
-from tests.conftest import BIN, FAST_NLU, ROOT, free_port, rasa, write_project
+from tests.conftest import FAST_NLU, RASA_TOKEN, ROOT, free_port, rasa, write_project
 from tests.postgres import PostgresServer
 
 BACKENDS = ["sqlite", "postgresql"]
@@ -201,12 +202,8 @@ def rasa_server(bot: SmallBot, name: str, endpoints: str, env: Dict[str, str]) -
     """`rasa run` of the small bot with the project's `endpoints` file and `env`; the service and its URL."""
     port = free_port()
     rasa_url = f"http://localhost:{port}"
-    service = Service(
-        f"rasa-{name}",
-        [str(BIN / "rasa"), "run", "--enable-api", "-m", str(bot.model), "--port", str(port),
-         "--endpoints", endpoints, "--credentials", "credentials.yml"],
-        f"{rasa_url}/status", env=environment(RASA_TELEMETRY_ENABLED="false", **env), cwd=bot.project,
-    )
+    service = services.rasa(port, RASA_TOKEN, endpoints, model=bot.model,
+                            env=environment(RASA_TELEMETRY_ENABLED="false", **env), cwd=bot.project, name=f"rasa-{name}")
     return service, rasa_url
 
 
@@ -266,7 +263,8 @@ def say(rasa_url: str, text: str) -> List[str]:
 
 
 def tracker_events(rasa_url: str) -> List[dict]:
-    response = httpx.get(f"{rasa_url}/conversations/{SENDER}/tracker", params={"include_events": "ALL"}, timeout=60)
+    response = httpx.get(f"{rasa_url}/conversations/{SENDER}/tracker", params={"include_events": "ALL", "token": RASA_TOKEN},
+                         timeout=60)
     response.raise_for_status()
     return response.json()["events"]
 

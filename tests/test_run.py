@@ -13,7 +13,7 @@ import time
 import httpx
 import yaml
 
-from tests.conftest import copy_project, free_port
+from tests.conftest import RASA_TOKEN, copy_project, free_port
 
 
 def listening(port: int) -> bool:
@@ -55,7 +55,8 @@ def test_bot_run_serves_the_bot_and_ctrl_c_stops_everything(trained_bot, tmp_pat
         assert {log.name for log in (project / ".run").iterdir()} >= {"triton.log", "actions.log", "rasa.log", "widget.log"}
         assert "widget.js" in httpx.get(f"http://localhost:{ports['widget']}/", timeout=10).text
 
-        result = httpx.post(f"http://localhost:{ports['rasa']}/model/parse", json={"text": "where is my order 12345?"}, timeout=30).json()
+        result = httpx.post(f"http://localhost:{ports['rasa']}/model/parse", params={"token": RASA_TOKEN},
+                            json={"text": "where is my order 12345?"}, timeout=30).json()
         assert result["intent"]["name"] == "order_status"
         assert [(e["value"], e["start"], e["end"]) for e in result["entities"] if e["entity"] == "order_id"] == [("12345", 18, 23)]
         assert (project / "models" / "triton" / "support_nlu" / "config.pbtxt").is_file()

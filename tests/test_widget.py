@@ -16,9 +16,9 @@ import yaml
 from playwright.sync_api import Page, expect, sync_playwright
 
 from actions import faq
-from bot import widget_server
+from bot import services, widget_server
 from bot.supervisor import Service, Supervisor
-from tests.conftest import BIN, ROOT, free_port, rasa, write_project
+from tests.conftest import RASA_TOKEN, ROOT, free_port, rasa, write_project
 
 CHROMIUM = "/usr/bin/chromium"
 # Root in a container: no sandbox. The rest keeps Chromium from calling home or updating itself.
@@ -91,10 +91,9 @@ def media_rasa(tmp_path_factory, triton) -> Iterator[RestartableRasa]:
     (project / "domain.yml").write_text(yaml.safe_dump(domain, sort_keys=False))
     rasa("train", "core", "--fixed-model-name", "media", cwd=project)
     port = free_port()
-    server = RestartableRasa(f"http://localhost:{port}", Service(
-        "rasa", [str(BIN / "rasa"), "run", "--enable-api", "-m", "models/media.tar.gz", "--port", str(port),
-                 "--credentials", "credentials.yml", "--endpoints", "endpoints.yml"],
-        f"http://localhost:{port}/status", env={**os.environ, "RASA_TELEMETRY_ENABLED": "false"}, cwd=project,
+    server = RestartableRasa(f"http://localhost:{port}", services.rasa(
+        port, RASA_TOKEN, model=Path("models/media.tar.gz"), env={**os.environ, "RASA_TELEMETRY_ENABLED": "false"},
+        cwd=project,
     ), Supervisor(tmp_path_factory.mktemp("media-logs")))
     server.start()
     yield server
@@ -171,7 +170,7 @@ def test_chat_buttons_reload_and_html_shown_as_text(browser, demo_url, bot_serve
     send(page, "where is my order 777?")
     expect(bot.last).to_contain_text("777")
 
-    tracker = httpx.get(f"{bot_servers.rasa_url}/conversations/{session_id}/tracker", timeout=30).json()
+    tracker = httpx.get(f"{bot_servers.rasa_url}/conversations/{session_id}/tracker", params={"token": RASA_TOKEN}, timeout=30).json()
     said = [event.get("text") for event in tracker["events"] if event["event"] == "user"]
     assert {"where is my order 12345?", HOSTILE, "where is my order 777?"} <= set(said)
     page.close()
@@ -227,6 +226,6 @@ def test_reconnects_by_itself_when_rasa_restarts(browser, media_demo_url, media_
     message.press("Enter")
     expect(bot.last).to_have_text(GOODBYE)
     assert stored_session(page, media_rasa.url) == session_id
-    tracker = httpx.get(f"{media_rasa.url}/conversations/{session_id}/tracker", timeout=30).json()
+    tracker = httpx.get(f"{media_rasa.url}/conversations/{session_id}/tracker", params={"token": RASA_TOKEN}, timeout=30).json()
     assert "/goodbye" in [event.get("text") for event in tracker["events"] if event["event"] == "user"]
     page.close()
