@@ -192,18 +192,22 @@ class Servers:
 def bot_servers(tmp_path_factory, trained_bot, triton, fake_telegram) -> Iterator[Servers]:
     """`rasa run --enable-api --endpoints served-endpoints.yml` and the action server on their own
     copy of the trained bot, with the project's credentials.yml (REST, socket.io, Telegram against
-    the fake Bot API) and a shop database of their own."""
+    the fake Bot API), the conversation log as endpoints.yml configures it (project/logs/) and a shop
+    database of their own."""
     project = copy_project(trained_bot, tmp_path_factory.mktemp("servers") / "project")
     rasa_port, actions_port = free_port(), free_port()
     served = yaml.safe_load((project / "endpoints.yml").read_text())
     served["action_endpoint"]["url"] = f"http://localhost:{actions_port}/webhook"
+    # The conversation log as shipped (SQLite, redacting), in the project copy's logs/.
+    served["tracker_store"] = yaml.safe_load((ROOT / "endpoints.yml").read_text())["tracker_store"]
     (project / SERVED_ENDPOINTS).write_text(yaml.safe_dump(served))
     decoy = {**served, "triton": {**served["triton"], "url": f"localhost:{free_port()}",
                                   "model_repository": str(project / "not-the-served-repository")}}
     (project / "endpoints.yml").write_text(yaml.safe_dump(decoy))
     shop_url = f"sqlite:///{project / 'shop.db'}"
     supervisor = Supervisor(tmp_path_factory.mktemp("logs"))
-    env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "SHOP_DATABASE_URL": shop_url,
+    own = {key: value for key, value in os.environ.items() if key != "LOG_STORE_URL"}  # a developer's log database
+    env = {**own, "RASA_TELEMETRY_ENABLED": "false", "SHOP_DATABASE_URL": shop_url,
            "TELEGRAM_BOT_TOKEN": fake_telegram.token, "TELEGRAM_API_URL": fake_telegram.base_url}
     supervisor.start(services.actions(actions_port, env=env, cwd=project))
     supervisor.start(
