@@ -3,6 +3,11 @@
 Every failure (server down, deadline passed, model or version missing) surfaces as
 TritonUnavailable with a message that names the URL, the model and the version, so the
 component can fall back politely and the log says what to fix.
+
+Rasa parses one message at a time, so a Triton that hangs would make every waiting conversation
+pay the full timeout in turn. After a failure the client first asks Triton whether it is live,
+with a short deadline: a hung server then costs the next messages PROBE_TIMEOUT_S each, and the
+first answer puts it back on the normal path.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ _CHANNEL_ARGS = [
 
 
 LOAD_TIMEOUT_S = 300.0
+PROBE_TIMEOUT_S = 0.25  # a live Triton answers in about a millisecond
 
 
 class TritonUnavailable(RuntimeError):
@@ -40,6 +46,7 @@ class TritonNLUClient:
         self.url = url
         self.timeout_s = timeout_s
         self._api_key = api_key
+        self._failed = False  # the last request failed: probe before the next one
         self._client = grpcclient.InferenceServerClient(url=url, channel_args=_CHANNEL_ARGS)
 
     def problem(self, name: str, version: int) -> Optional[str]:
@@ -65,6 +72,9 @@ class TritonNLUClient:
 
     def infer(self, name: str, version: int, input_ids: np.ndarray, attention_mask: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """Intent probabilities [windows, intents] and tag probabilities [windows, pieces, tags], one request."""
+        if self._failed and not self._live_within(PROBE_TIMEOUT_S):
+            raise TritonUnavailable(f"Triton at {self.url} is still not answering (no health answer within "
+                                    f"{PROBE_TIMEOUT_S} s after a failed request)")
         inputs = []
         for input_name, array in zip(INPUTS, (input_ids, attention_mask)):
             tensor = grpcclient.InferInput(input_name, list(array.shape), "INT64")
@@ -79,10 +89,18 @@ class TritonNLUClient:
                 client_timeout=self.timeout_s,
             )
         except InferenceServerException as error:
+            self._failed = True
             raise TritonUnavailable(
                 f"Triton at {self.url} did not answer for model '{name}' version {version}: {_reason(error)}"
             ) from error
+        self._failed = False
         return result.as_numpy(OUTPUTS[0]), result.as_numpy(OUTPUTS[1])
+
+    def _live_within(self, timeout_s: float) -> bool:
+        try:
+            return self._client.is_server_live(client_timeout=timeout_s)
+        except InferenceServerException:
+            return False
 
     def close(self) -> None:
         self._client.close()
