@@ -6,7 +6,7 @@ A thin adapter over Rasa's GraphComponent contract:
   model and in the live Triton repository;
 - load: puts this Rasa model's version into the live repository and checks Triton serves it;
 - process: nlu.parser asks Triton once per batch of messages; when Triton fails, the messages
-  get `nlu_fallback`.
+  get `nlu_fallback`, as blank messages always do.
 Loading and serving import no training code (no torch in the Rasa server's NLU path).
 """
 
@@ -157,9 +157,21 @@ class BertTritonNLU(GraphComponent, IntentClassifier, EntityExtractorMixin):
         return cls(config, model_storage, resource, Parser(encoder, client, model, config["ranking_length"]))
 
     def process(self, messages: List[Message]) -> List[Message]:
-        """Fill intent, ranking and entities of all messages with one request to Triton."""
-        to_parse = [m for m in messages if m.get(TEXT)]
-        if not to_parse or self._parser is None:
+        """Fill intent, ranking and entities of all messages with one request to Triton.
+
+        A blank message (empty or whitespace) has nothing to understand: it gets `nlu_fallback`
+        without asking Triton, so the fallback rule answers it and every later component finds an
+        intent.
+        """
+        if self._parser is None:
+            return messages
+        to_parse = []
+        for message in messages:
+            if (message.get(TEXT) or "").strip():
+                to_parse.append(message)
+            else:
+                self._set(message, [{"name": FALLBACK_INTENT, "confidence": 1.0}], [])
+        if not to_parse:
             return messages
         try:
             parses = self._parser.parse([m.get(TEXT) for m in to_parse])

@@ -8,6 +8,7 @@ the model never sees inputs at serving time that differ from those it was traine
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple
@@ -15,7 +16,12 @@ from typing import Any, Dict, List, Sequence, Tuple
 import numpy as np
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
+logger = logging.getLogger(__name__)
+
 SETTINGS_FILE = "encoding.json"
+# Characters read per word piece the windows can hold: four times an average English piece (with
+# its space), so the cut lands well past the last kept window of any ordinary text.
+CHARS_PER_PIECE = 16
 
 
 class TokenizerError(RuntimeError):
@@ -29,6 +35,15 @@ class EncodingSettings:
     max_length: int = 64
     stride: int = 16
     max_windows: int = 16  # bounds the work per message: ~700 words at the defaults
+
+    @property
+    def max_chars(self) -> int:
+        """Characters of a text that are tokenized at most (16,384 at the defaults).
+
+        The windows are capped anyway, but tokenizing all of a 1 MB text to keep its first windows
+        would cost seconds of CPU per message; this cut bounds that cost to milliseconds.
+        """
+        return self.max_windows * self.max_length * CHARS_PER_PIECE
 
     @classmethod
     def from_component_config(cls, config: Dict[str, Any]) -> "EncodingSettings":
@@ -91,10 +106,11 @@ class TextEncoder:
         return self.tokenizer.pad_token_id or 0
 
     def windows(self, texts: Sequence[str]) -> Windows:
-        """Windows of at most max_length pieces overlapping by `stride`, at most max_windows a text."""
+        """Windows of at most max_length pieces overlapping by `stride`, at most max_windows a text
+        (of its first max_chars characters)."""
         settings = self.settings
         encoded = self.tokenizer(
-            list(texts),
+            [_head(text, settings.max_chars) for text in texts],
             truncation=True,
             max_length=settings.max_length,
             stride=settings.stride,
@@ -128,3 +144,16 @@ class TextEncoder:
             ids[row, : len(sequence)] = sequence
             mask[row, : len(sequence)] = 1
         return ids, mask
+
+
+def _head(text: str, limit: int) -> str:
+    """The first `limit` characters of `text`, less the word the cut would split (a prefix, so
+    offsets into it are offsets into `text`)."""
+    if len(text) <= limit:
+        return text
+    logger.debug("A text of %d characters: only its first %d are read", len(text), limit)
+    head = text[:limit]
+    if text[limit].isspace():
+        return head
+    last_space = max(head.rfind(space) for space in " \t\n\r")
+    return head[: last_space + 1] if last_space > 0 else head
