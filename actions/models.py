@@ -5,13 +5,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import List
 
-from sqlalchemy import Column, Date, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Column, Date, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import declarative_base, relationship
 
 Base = declarative_base()
 
 # Order statuses, in the order an order goes through them (or "cancelled" before it ships).
 PROCESSING, SHIPPED, DELIVERED, CANCELLED = "processing", "shipped", "delivered", "cancelled"
+OPEN = "open"  # a ticket's status until a person closes it
+
+
+def partial_unique_index(name: str, column: str, where: str) -> Index:
+    """A unique index over the rows that match `where` only, on SQLite and PostgreSQL (the shop's
+    databases, see actions/db.py): the last line of defence against a race writing an effect twice."""
+    return Index(name, column, unique=True, sqlite_where=text(where), postgresql_where=text(where))
 
 
 class Customer(Base):
@@ -80,9 +87,16 @@ class Return(Base):
 
 
 class Refund(Base):
-    """Money owed back: for a cancelled order at once, for a return once the item is back."""
+    """Money owed back: for a cancelled order at once, for a return once the item is back.
+
+    One per return, and one cancellation refund (the one without a return) per order.
+    """
 
     __tablename__ = "refunds"
+    __table_args__ = (
+        Index("one_refund_per_return", "return_id", unique=True),
+        partial_unique_index("one_cancellation_refund_per_order", "order_number", "return_id IS NULL"),
+    )
 
     id = Column(Integer, primary_key=True)
     order_number = Column(String(20), ForeignKey("orders.number"), nullable=False)
@@ -98,6 +112,9 @@ class Ticket(Base):
     """A hand-off to a human; one open ticket per conversation."""
 
     __tablename__ = "tickets"
+    __table_args__ = (
+        partial_unique_index("one_open_ticket_per_conversation", "conversation_id", f"status = '{OPEN}'"),
+    )
 
     id = Column(Integer, primary_key=True)
     reference = Column(String(20), unique=True)
@@ -105,7 +122,7 @@ class Ticket(Base):
     email = Column(String(254))
     order_number = Column(String(20))
     summary = Column(Text, nullable=False)
-    status = Column(String(20), nullable=False, default="open")
+    status = Column(String(20), nullable=False, default=OPEN)
     created_at = Column(DateTime, nullable=False, default=datetime.utcnow)
 
 

@@ -2,23 +2,29 @@
 
 Every operation verifies the customer (order number and the order's email), answers with plain
 data (no database objects leave this module) and raises a `ShopError` whose message can be shown
-to the customer as it is. Repeating a write finds the first one's result instead of doing it twice.
+to the customer as it is. Repeating a write finds the first one's result instead of doing it twice,
+also when the repeat runs at the same moment in another process: a write locks the order it reads
+(actions/db.py), and should a race still slip through, the database's unique indexes
+(actions/models.py) refuse the second effect and the write answers with the first one's result.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import re
 from dataclasses import dataclass
 from datetime import date
 from typing import Callable, Optional, Tuple, TypeVar
 
 from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError, StatementError
 from sqlalchemy.orm import Session
 
 from actions.db import transaction
-from actions.models import CANCELLED, DELIVERED, PROCESSING, Order, Refund, Return, Ticket, dollars, reference
+from actions.models import CANCELLED, DELIVERED, OPEN, PROCESSING, Order, Refund, Return, Ticket, dollars, reference
+
+logger = logging.getLogger(__name__)
 
 RETURN_WINDOW_DAYS = 30
 
@@ -75,7 +81,7 @@ T = TypeVar("T")
 
 
 def _backend(operation: Callable[..., T]) -> Callable[..., T]:
-    """Turn database failures into BackendUnavailable, which the actions answer politely."""
+    """Turn database failures into BackendUnavailable, which the actions answer politely and log."""
 
     @functools.wraps(operation)
     def wrapper(*args, **kwargs) -> T:
@@ -83,8 +89,39 @@ def _backend(operation: Callable[..., T]) -> Callable[..., T]:
             return operation(*args, **kwargs)
         except SQLAlchemyError as error:
             raise BackendUnavailable(
-                f"The shop's database failed during {operation.__name__}: {error.__class__.__name__}: {error}"
+                f"The shop's database failed during {operation.__name__}: {describe_failure(error)}"
             ) from error
+
+    return wrapper
+
+
+def describe_failure(error: SQLAlchemyError) -> str:
+    """What failed, for a log: never the statement's parameters, nor the values a database quotes
+    back (PostgreSQL's "Key (conversation_id)=(...) already exists", "invalid input ...: '...'").
+    Only a connection or locking failure (OperationalError) keeps the driver's first line, which
+    says what to fix ("could not connect to server", "database is locked")."""
+    if not isinstance(error, StatementError) or error.orig is None:
+        return f"{type(error).__name__}: {_first_line(error)}"
+    code = getattr(error.orig, "pgcode", None)
+    text = f"{type(error).__name__} ({type(error.orig).__name__}{f', SQLSTATE {code}' if code else ''})"
+    return f"{text}: {_first_line(error.orig)}" if isinstance(error, OperationalError) else text
+
+
+def _first_line(error: BaseException) -> str:
+    return next(iter(str(error).strip().splitlines()), "")
+
+
+def _first_one_wins(write: Callable[..., T]) -> Callable[..., T]:
+    """A write that a concurrent identical one beat to a unique index (models.py) runs once more:
+    it then finds the first one's result and answers with it (done_now=False), not with an error."""
+
+    @functools.wraps(write)
+    def wrapper(*args, **kwargs) -> T:
+        try:
+            return write(*args, **kwargs)
+        except IntegrityError:
+            logger.info("%s lost a race to an identical request; answering with that one's result", write.__name__)
+            return write(*args, **kwargs)
 
     return wrapper
 
@@ -107,15 +144,17 @@ def normalize_email(value: object) -> Optional[str]:
     return cleaned if re.fullmatch(r"[^@\s]+@[^@\s]+\.[a-z]{2,}", cleaned) else None
 
 
-def _order(session: Session, number: str) -> Order:
-    order = session.get(Order, number)
+def _order(session: Session, number: str, lock: bool = False) -> Order:
+    """The order; with `lock`, its row stays locked until the transaction ends (FOR UPDATE on
+    PostgreSQL; SQLite's write transaction locks the whole database anyway)."""
+    order = session.get(Order, number, with_for_update=True if lock else None, populate_existing=lock)
     if order is None:
         raise OrderNotFound(f"I couldn't find an order with the number {number}.")
     return order
 
 
-def _verified(session: Session, number: str, email: str) -> Order:
-    order = _order(session, number)
+def _verified(session: Session, number: str, email: str, lock: bool = False) -> Order:
+    order = _order(session, number, lock)
     if order.customer.email.lower() != (email or "").strip().lower():
         raise EmailMismatch(f"That email address doesn't match the one on order {number}.")
     return order
@@ -207,9 +246,10 @@ def _words(text: str) -> set:
 
 
 @_backend
+@_first_one_wins
 def cancel_order(number: str, email: str) -> Outcome:
-    with transaction() as session:
-        order = _verified(session, number, email)
+    with transaction(write=True) as session:
+        order = _verified(session, number, email, lock=True)
         if order.status == CANCELLED:
             refund = order.refunds[-1].amount_cents if order.refunds else order.total_cents
             return Outcome(order.number, False, dollars(refund))
@@ -222,9 +262,10 @@ def cancel_order(number: str, email: str) -> Outcome:
 
 
 @_backend
+@_first_one_wins
 def start_return(number: str, email: str, product: str, reason: str, today: Optional[date] = None) -> Outcome:
-    with transaction() as session:
-        order = _verified(session, number, email)
+    with transaction(write=True) as session:
+        order = _verified(session, number, email, lock=True)
         info = _info(order)
         problem = return_problem(info, today)
         if problem:
@@ -246,9 +287,10 @@ def start_return(number: str, email: str, product: str, reason: str, today: Opti
 
 
 @_backend
+@_first_one_wins
 def change_address(number: str, email: str, address: str) -> Outcome:
-    with transaction() as session:
-        order = _verified(session, number, email)
+    with transaction(write=True) as session:
+        order = _verified(session, number, email, lock=True)
         address = " ".join(address.split())
         if " ".join(order.shipping_address.split()) == address:
             return Outcome(order.number, False, order.shipping_address)
@@ -260,10 +302,12 @@ def change_address(number: str, email: str, address: str) -> Outcome:
 
 
 @_backend
+@_first_one_wins
 def open_ticket(conversation_id: str, summary: str, email: Optional[str] = None, order_number: Optional[str] = None) -> Outcome:
     """A ticket for a person to pick up; the conversation's open ticket if it already has one."""
-    with transaction() as session:
-        existing = session.scalars(select(Ticket).filter_by(conversation_id=conversation_id, status="open")).first()
+    with transaction(write=True) as session:
+        existing = session.scalars(
+            select(Ticket).filter_by(conversation_id=conversation_id, status=OPEN).with_for_update()).first()
         if existing is not None:
             return Outcome(existing.reference, False)
         ticket = Ticket(conversation_id=conversation_id, summary=summary, email=email, order_number=order_number)
