@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Tuple
@@ -15,13 +16,14 @@ import pytest
 import yaml
 
 from nlu.triton import contract
-from nlu.triton.server import RESPONSE_CACHE_BYTES
+from nlu.triton.server import RESPONSE_CACHE_BYTES, server_command
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
 COMPOSE = DEPLOY / "docker-compose.yml"
 TRITON_DOCKERFILE = DEPLOY / "triton" / "Dockerfile"
+TRITON_SERVE = DEPLOY / "triton" / "serve.sh"
 BOT_DOCKERFILE = DEPLOY / "Dockerfile"
 
 RASA_PORT = 5005
@@ -123,8 +125,8 @@ def _exec_form(dockerfile: Path, instruction: str) -> List[str]:
 
 
 def test_deploy_has_the_expected_files():
-    for path in ("Dockerfile", "triton/Dockerfile", "docker-compose.yml", "endpoints.yml", "README.md",
-                 "k8s/triton.yaml", "k8s/bot.yaml", "k8s/kustomization.yaml"):
+    for path in ("Dockerfile", "triton/Dockerfile", "triton/serve.sh", "docker-compose.yml", "endpoints.yml",
+                 "README.md", "k8s/triton.yaml", "k8s/bot.yaml", "k8s/kustomization.yaml"):
         assert (DEPLOY / path).is_file(), f"deploy/{path} is missing"
 
 
@@ -174,16 +176,48 @@ def test_triton_image_installs_our_backend():
     assert "!nlu/triton/backend/model.py" in ignore, "the .dockerignore leaves the backend out of the build context"
 
 
+def _serve(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    """deploy/triton/serve.sh with a stand-in tritonserver that prints the arguments it gets."""
+    fake = tmp_path / "bin" / "tritonserver"
+    fake.parent.mkdir(exist_ok=True)
+    fake.write_text('#!/bin/sh\nprintf "%s\\n" "$@"\n')
+    fake.chmod(0o755)
+    (tmp_path / "--load-model=trap").touch()  # an unquoted --load-model=* would expand to it
+    return subprocess.run(["sh", str(TRITON_SERVE)], env={"PATH": f"{fake.parent}:/usr/bin:/bin", **env},
+                          cwd=tmp_path, capture_output=True, text=True, timeout=10)
+
+
 def test_triton_image_is_the_official_container_serving_our_repository():
     froms = [args for name, args in _instructions(TRITON_DOCKERFILE) if name == "FROM"]
     assert froms == ["nvcr.io/nvidia/tritonserver:24.08-py3"]
-    command = _exec_form(TRITON_DOCKERFILE, "CMD")
-    assert command[0] == "tritonserver"
+    assert _exec_form(TRITON_DOCKERFILE, "CMD") == ["/opt/support-bot/serve.sh"]
+    copies = [args.split() for name, args in _instructions(TRITON_DOCKERFILE) if name == "COPY"]
+    assert ["--chmod=755", "deploy/triton/serve.sh", "/opt/support-bot/serve.sh"] in copies
+    ignore = (DEPLOY / "triton" / "Dockerfile.dockerignore").read_text().splitlines()
+    assert "!deploy/triton/serve.sh" in ignore, "the .dockerignore leaves serve.sh out of the build context"
+
+
+def test_triton_image_starts_tritonserver_as_bot_triton_does_with_its_apis_behind_the_key(tmp_path: Path):
+    """The flags of nlu.triton.server.server_command on every interface of the container, less the ones
+    that place the bundled server's files (the official image has them where tritonserver looks)."""
+    started = _serve(tmp_path, TRITON_API_KEY="the-key")
+    assert started.returncode == 0, started.stderr
     ports = _triton_ports()
-    for flag in ("--model-repository=/models", "--model-control-mode=explicit", "--load-model=*",
-                 "--strict-readiness=false", f"--cache-config=local,size={RESPONSE_CACHE_BYTES}", f"--http-port={ports['http']}", f"--grpc-port={ports['grpc']}",
-                 f"--metrics-port={ports['metrics']}"):
-        assert flag in command, f"tritonserver is started without {flag}"
+    expected = server_command(Path("/models"), tmp_path, ports["http"], ports["grpc"], ports["metrics"],
+                              "the-key", host="0.0.0.0")[1:]
+    local = ("--backend-directory=", "--cache-directory=", "--log-verbose=")
+    assert sorted(started.stdout.splitlines()) == sorted(f for f in expected if not f.startswith(local))
+    restricted = f"{contract.RESTRICTED_APIS}:{contract.API_KEY_HEADER}=the-key"
+    for flag in (f"--http-restricted-api={restricted}", f"--grpc-restricted-protocol={restricted}",
+                 f"--cache-config=local,size={RESPONSE_CACHE_BYTES}", "--load-model=*"):
+        assert flag in started.stdout.splitlines()
+
+
+@pytest.mark.parametrize("key", [None, ""], ids=["unset", "empty"])
+def test_triton_image_does_not_start_without_its_key(tmp_path: Path, key):
+    refused = _serve(tmp_path, **({} if key is None else {"TRITON_API_KEY": key}))
+    assert refused.returncode != 0 and refused.stdout == "", "tritonserver was started without TRITON_API_KEY"
+    assert "TRITON_API_KEY" in refused.stderr
 
 
 def test_bot_image_installs_the_lock_without_resolving():
