@@ -1,20 +1,25 @@
 """Static checks of deploy/: the manifests parse and agree with endpoints.yml, requirements.lock, the
-backend contract of nlu.triton.contract and the config.pbtxt that nlu.triton.model_config writes.
-Nothing is built or started (no Docker, GPU or cluster)."""
+backend contract of nlu.triton.contract and the config.pbtxt that nlu.triton.model_config writes, and
+they open no doors: Triton and the action server are published nowhere and reached by Rasa alone, every
+API takes its secret from a Secret (bot/secrets.py names them), the shop's database outlives its pod.
+Nothing is built or started (no Docker, GPU or cluster); Triton's start script runs with a stand-in
+tritonserver, and `kubectl kustomize` builds deploy/k8s when kubectl is installed."""
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 from urllib.parse import urlparse
 
 import pytest
 import yaml
 
+from bot import secrets
 from nlu.triton import contract
 from nlu.triton.server import RESPONSE_CACHE_BYTES, server_command
 
@@ -25,6 +30,9 @@ COMPOSE = DEPLOY / "docker-compose.yml"
 TRITON_DOCKERFILE = DEPLOY / "triton" / "Dockerfile"
 TRITON_SERVE = DEPLOY / "triton" / "serve.sh"
 BOT_DOCKERFILE = DEPLOY / "Dockerfile"
+SECRET = "support-bot"  # the Secret kustomization.yaml generates from k8s/secrets.env
+SECRET_TEMPLATE = K8S / "secrets.env.example"
+SHOP_DATABASE_URL = "SHOP_DATABASE_URL"
 
 RASA_PORT = 5005
 # libyaml's loader where PyYAML has it: the whole module must stay well under 2 s.
@@ -121,12 +129,69 @@ def _exec_form(dockerfile: Path, instruction: str) -> List[str]:
     return json.loads(values[-1])
 
 
+def _option(args: List[str], flag: str) -> List[str]:
+    """The values that follow `flag` in a command line, up to the next option."""
+    assert args.count(flag) == 1, f"{flag} should be given once in {args}"
+    values = args[args.index(flag) + 1:]
+    return values[:next((i for i, value in enumerate(values) if value.startswith("--")), len(values))]
+
+
+def _assert_origins(origins: List[str]) -> None:
+    """CORS for named origins (scheme://host[:port]), never every origin."""
+    assert origins, "--cors names no origin"
+    for origin in origins:
+        url = urlparse(origin)
+        assert "*" not in origin and url.scheme in ("http", "https") and url.hostname and url.path == "", origin
+
+
+_COMPOSE_VARIABLE = re.compile(r"\$\{(\w+)(?::([-?])([^}]*))?\}")
+
+
+def _interpolate(value: Any, env: Dict[str, str]) -> str:
+    """What compose makes of ${VAR}, ${VAR:-default} and ${VAR:?error}: an unset or empty VAR with :? stops it."""
+    def substitute(match: "re.Match[str]") -> str:
+        name, operator, argument = match.groups()
+        if env.get(name):
+            return env[name]
+        if operator == "?":
+            raise KeyError(f"{name}: {argument}")
+        return argument if operator == "-" else ""
+    return _COMPOSE_VARIABLE.sub(substitute, str(value))
+
+
+def _is_required(value: Any, name: str) -> bool:
+    """`value` is ${name:?...}: compose refuses to start without the variable, and passes it on as it is."""
+    try:
+        _interpolate(value, {})
+    except KeyError as error:
+        return str(error).strip("'").startswith(f"{name}:") and _interpolate(value, {name: "s3cret"}) == "s3cret"
+    return False
+
+
+def _env(container: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
+    return {e["name"]: e for e in container.get("env", [])}
+
+
+def _secret_ref(container: Dict[str, Any], name: str) -> Dict[str, Any]:
+    entry = _env(container).get(name)
+    assert entry, f"{container['name']} has no {name}"
+    assert "value" not in entry, f"{container['name']}: {name} is written into the manifest"
+    return entry["valueFrom"]["secretKeyRef"]
+
+
+def _template() -> Dict[str, str]:
+    """KEY=value lines of k8s/secrets.env.example."""
+    lines = [line for line in SECRET_TEMPLATE.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    return dict(line.split("=", 1) for line in lines)
+
+
 # ---------------------------------------------------------------- every file parses
 
 
 def test_deploy_has_the_expected_files():
     for path in ("Dockerfile", "triton/Dockerfile", "triton/serve.sh", "docker-compose.yml", "endpoints.yml",
-                 "README.md", "k8s/triton.yaml", "k8s/bot.yaml", "k8s/kustomization.yaml"):
+                 "README.md", ".gitignore", "k8s/triton.yaml", "k8s/bot.yaml", "k8s/network-policies.yaml",
+                 "k8s/kustomization.yaml", "k8s/secrets.env.example"):
         assert (DEPLOY / path).is_file(), f"deploy/{path} is missing"
 
 
@@ -141,7 +206,7 @@ def test_kustomization_lists_every_manifest():
     kustomization = _load(K8S / "kustomization.yaml")
     assert kustomization["kind"] == "Kustomization"
     manifests = {p.name for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml"}
-    assert set(kustomization["resources"]) == manifests == {"triton.yaml", "bot.yaml"}
+    assert set(kustomization["resources"]) == manifests == {"triton.yaml", "bot.yaml", "network-policies.yaml"}
 
 
 def test_every_k8s_document_is_a_kubernetes_object():
@@ -226,8 +291,10 @@ def test_bot_image_installs_the_lock_without_resolving():
     runs = [args for name, args in instructions if name == "RUN"]
     assert any(re.search(r"pip install --no-deps -r requirements\.lock", run) for run in runs)
     assert any(re.search(r"pip install --no-deps \.(\s|$)", run) for run in runs)
+    # The image's own command serves the channels only: no HTTP API (it would need the token), no CORS.
     assert _exec_form(BOT_DOCKERFILE, "CMD") == [
-        "rasa", "run", "--enable-api", "--cors", "*", "--endpoints", "endpoints.yml", "--credentials", "credentials.yml",
+        "rasa", "run", "--interface", "0.0.0.0", "--port", str(RASA_PORT), "--endpoints", "endpoints.yml",
+        "--credentials", "credentials.yml",
     ]
     copied = " ".join(args for name, args in instructions if name == "COPY")
     for path in ("requirements.lock", "pyproject.toml", "nlu", "actions", "config.yml", "domain.yml", "data",
@@ -265,11 +332,12 @@ def test_compose_keeps_the_conversation_log_in_postgres():
 # ---------------------------------------------------------------- docker compose
 
 
-def _published(service: Dict[str, Any]) -> Dict[int, int]:
+def _published(service: Dict[str, Any], env: Optional[Dict[str, str]] = None) -> Dict[int, Tuple[str, int]]:
+    """container port -> (host address, host port), as compose publishes it with `env` (default: nothing set)."""
     ports = {}
     for entry in service.get("ports", []):
-        host, _, container = str(entry).rpartition(":")
-        ports[int(container)] = int(host)
+        parts = _interpolate(entry, env or {}).split(":")
+        ports[int(parts[-1])] = (parts[0] if len(parts) == 3 else "0.0.0.0", int(parts[-2]) if len(parts) > 1 else 0)
     return ports
 
 
@@ -292,7 +360,7 @@ def test_compose_services_and_images():
     for service in services.values():
         if "build" in service:
             assert ((DEPLOY / service["build"]["context"]).resolve() / service["build"]["dockerfile"]).is_file()
-    assert services["actions"]["command"][:3] == ["rasa", "run", "actions"]
+    assert services["actions"]["command"] == ["python", "-m", "actions", "--host", "0.0.0.0", "--port", str(_actions_port())]
 
 
 def test_compose_reserves_the_gpus_for_triton():
@@ -310,14 +378,56 @@ def test_compose_mounts_the_model_repository_of_endpoints_yml():
     assert _volumes(rasa)["/app/models"] == (ROOT / "models").resolve()
 
 
-def test_compose_ports_match_endpoints_yml():
+def test_compose_publishes_rasa_alone_on_loopback_unless_bot_host_says_otherwise():
+    """Triton (its model-repository API runs code), the action server and PostgreSQL publish no port."""
     services, ports = _compose()["services"], _triton_ports()
-    triton = services["triton"]
-    assert _published(triton) == {port: port for port in ports.values()} == {8000: 8000, 8001: 8001, 8002: 8002}
-    assert f"localhost:{ports['http']}/v2/health/ready" in " ".join(triton["healthcheck"]["test"])
+    published = {name: _published(service) for name, service in services.items() if service.get("ports")}
+    assert published == {"rasa": {RASA_PORT: ("127.0.0.1", RASA_PORT)}}
+    assert _published(services["rasa"], {"BOT_HOST": "0.0.0.0"}) == {RASA_PORT: ("0.0.0.0", RASA_PORT)}
+    assert not any("network_mode" in service for service in services.values()), "host networking publishes every port"
+    assert f"localhost:{ports['http']}/v2/health/ready" in " ".join(services["triton"]["healthcheck"]["test"])
     assert services["rasa"]["environment"]["TRITON_URL"] == f"triton:{ports['grpc']}"
-    assert _published(services["rasa"]) == {RASA_PORT: RASA_PORT}
-    assert _published(services["actions"]) == {_actions_port(): _actions_port()}
+
+
+def test_compose_lets_only_rasa_onto_tritons_internal_network():
+    compose = _compose()
+    networks = {name: set(service.get("networks", ["default"])) for name, service in compose["services"].items()}
+    assert networks["triton"] == {"triton"}
+    assert compose["networks"]["triton"]["internal"] is True
+    assert {name for name, joined in networks.items() if joined & networks["triton"]} == {"triton", "rasa"}
+
+
+def test_compose_requires_every_secret_from_the_environment():
+    services = _compose()["services"]
+    needs = {"triton": [secrets.TRITON_API_KEY], "actions": [secrets.ACTION_SERVER_TOKEN],
+             "rasa": [name for name in secrets.NAMES if name != secrets.RASA_AUTH_TOKEN]}  # that one: --auth-token
+    for service, names in needs.items():
+        for name in names:
+            value = services[service]["environment"].get(name)
+            assert _is_required(value, name), f"{service}: {name} must be ${{{name}:?...}}"
+    command = services["rasa"]["command"]
+    assert _is_required(" ".join(_option(command, "--auth-token")), secrets.RASA_AUTH_TOKEN)
+
+
+def test_compose_rasa_api_needs_the_token_and_cors_allows_the_widget_alone():
+    command = _compose()["services"]["rasa"]["command"]
+    assert command[:2] == ["rasa", "run"] and "--enable-api" in command
+    assert [_interpolate(value, {"RASA_AUTH_TOKEN": "t"}) for value in _option(command, "--auth-token")] == ["t"]
+    _assert_origins([_interpolate(value, {}) for value in _option(command, "--cors")])
+    configured = {"WIDGET_ORIGIN": "https://shop.test"}
+    assert [_interpolate(value, configured) for value in _option(command, "--cors")] == ["https://shop.test"]
+    assert _option(command, "--interface") == ["0.0.0.0"]
+    assert _option(command, "--port") == [str(RASA_PORT)]
+
+
+def test_compose_keeps_the_shop_in_a_volume():
+    actions = _compose()["services"]["actions"]
+    default = urlparse(_interpolate(actions["environment"][SHOP_DATABASE_URL], {}))
+    assert default.scheme == "sqlite"
+    mounts = [str(v).split(":")[1] for v in actions["volumes"] if not str(v).startswith((".", "/"))]  # named volumes
+    assert any(Path(default.path[1:]).parent == Path(mount) for mount in mounts)
+    postgres = {SHOP_DATABASE_URL: "postgresql://h/shop"}
+    assert _interpolate(actions["environment"][SHOP_DATABASE_URL], postgres) == postgres[SHOP_DATABASE_URL]
 
 
 def test_compose_rasa_waits_for_a_healthy_triton_and_the_actions():
@@ -387,12 +497,139 @@ def test_triton_and_rasa_share_the_model_repository_claim():
     assert mount_of_claim(rasa) == env["TRITON_MODEL_REPOSITORY"] == "/models"
 
 
-def test_triton_service_ports_and_metrics_annotations():
-    service, ports = _k8s("Service", "triton"), _triton_ports()
-    assert {p["name"]: p["port"] for p in service["spec"]["ports"]} == ports == {"http": 8000, "grpc": 8001, "metrics": 8002}
-    annotations = service["metadata"]["annotations"]
-    assert annotations["prometheus.io/scrape"] == "true"
-    assert annotations["prometheus.io/port"] == str(ports["metrics"])
+def test_triton_service_is_grpc_inside_the_cluster():
+    service = _k8s("Service", "triton")
+    assert service["spec"]["type"] == "ClusterIP"
+    assert {p["name"]: p["port"] for p in service["spec"]["ports"]} == {"grpc": _triton_ports()["grpc"]}
+
+
+def test_no_service_or_pod_is_reachable_from_outside_the_cluster():
+    """No NodePort, LoadBalancer, external IP, host port or host network; Rasa goes out through your Ingress."""
+    for service in (d for d in _k8s_documents() if d["kind"] == "Service"):
+        assert service["spec"].get("type", "ClusterIP") == "ClusterIP", service["metadata"]["name"]
+        assert not service["spec"].get("externalIPs"), service["metadata"]["name"]
+    for deployment in _deployments():
+        pod = deployment["spec"]["template"]["spec"]
+        assert not pod.get("hostNetwork"), deployment["metadata"]["name"]
+        assert not any("hostPort" in port for c in pod["containers"] for port in c.get("ports", []))
+    assert not [d for d in _k8s_documents() if d["kind"] in ("Ingress", "Gateway")]
+
+
+def _pod_labels(deployment: str) -> Dict[str, str]:
+    return _k8s("Deployment", deployment)["spec"]["template"]["metadata"]["labels"]
+
+
+def _selects(selector: Dict[str, Any], labels: Dict[str, str]) -> bool:
+    assert set(selector) <= {"matchLabels"}, f"only matchLabels selectors are checked here: {selector}"
+    return selector.get("matchLabels", {}).items() <= labels.items()
+
+
+@pytest.mark.parametrize("target, port", [("triton", _triton_ports()["grpc"]), ("actions", _actions_port())])
+def test_network_policies_let_only_rasa_reach(target: str, port: int):
+    """Every NetworkPolicy on the pods admits Rasa's pods of this namespace alone (no namespaceSelector, no
+    ipBlock, no rule without `from`), on the one port Rasa calls; at least one exists."""
+    policies = [d for d in _k8s_documents()
+                if d["kind"] == "NetworkPolicy" and _selects(d["spec"]["podSelector"], _pod_labels(target))]
+    assert policies, f"no NetworkPolicy selects the {target} pods: anyone in the cluster reaches them"
+    others = ("triton", "actions")  # a peer that also selects these is not Rasa alone
+    for policy in policies:
+        assert "Ingress" in policy["spec"]["policyTypes"]
+        rules = policy["spec"].get("ingress", [])
+        assert rules, f"{policy['metadata']['name']} lets nobody in, not even Rasa"
+        for rule in rules:
+            assert rule.get("from"), "an ingress rule without `from` admits every source"
+            for peer in rule["from"]:
+                assert set(peer) == {"podSelector"}, f"{peer} admits more than Rasa's pods in this namespace"
+                assert _selects(peer["podSelector"], _pod_labels("rasa"))
+                assert not any(_selects(peer["podSelector"], _pod_labels(name)) for name in others), peer
+            assert [(p.get("protocol", "TCP"), p["port"]) for p in rule.get("ports", [])] == [("TCP", port)]
+
+
+SECRET_USERS = {
+    "triton": {secrets.TRITON_API_KEY},
+    "rasa": set(secrets.NAMES),  # its own token, and the keys it presents to the others
+    "actions": {secrets.ACTION_SERVER_TOKEN, SHOP_DATABASE_URL},
+}
+
+
+def _secret_keys() -> set:
+    """The keys of the Secret that the manifests read."""
+    refs = (e.get("valueFrom", {}).get("secretKeyRef", {}) for d in _deployments()
+            for c in d["spec"]["template"]["spec"]["containers"] for e in c.get("env", []))
+    return {ref["key"] for ref in refs if ref.get("name") == SECRET}
+
+
+def test_k8s_takes_every_secret_from_the_secret():
+    for deployment, names in SECRET_USERS.items():
+        container = _container(_k8s("Deployment", deployment))
+        for name in names:
+            ref = _secret_ref(container, name)
+            assert (ref["name"], ref["key"], ref.get("optional", False)) == (SECRET, name, False), ref
+
+
+def test_secret_template_names_every_key_and_holds_no_secret():
+    kustomization = _load(K8S / "kustomization.yaml")
+    assert kustomization["secretGenerator"] == [{"name": SECRET, "envs": ["secrets.env"]}]
+    template = _template()
+    assert set(template) == _secret_keys() >= set().union(*SECRET_USERS.values())
+    assert all(value == "" for name, value in template.items() if name != SHOP_DATABASE_URL), "a secret in the template"
+    ignored = (DEPLOY / ".gitignore").read_text().splitlines()
+    assert "/k8s/secrets.env" in ignored and "/.env" in ignored, "the files that hold the secrets must be git-ignored"
+    readme = (DEPLOY / "README.md").read_text()
+    assert all(name in readme for name in (*template, "POSTGRES_PASSWORD", "WIDGET_ORIGIN", "BOT_HOST"))
+
+
+def test_k8s_rasa_api_needs_the_token_and_cors_allows_the_widget_alone(tmp_path: Path):
+    rasa = _container(_k8s("Deployment", "rasa"))
+    args, env = rasa["args"], _env(rasa)
+    assert args[:2] == ["rasa", "run"] and "--enable-api" in args
+    assert _option(args, "--auth-token") == [f"$({secrets.RASA_AUTH_TOKEN})"]
+    cors = _option(args, "--cors")
+    _assert_origins([re.sub(r"\$\((\w+)\)", lambda m: env[m.group(1)]["value"], value) for value in cors])
+    assert _option(args, "--interface") == ["0.0.0.0"]
+    assert _option(args, "--port") == [str(RASA_PORT)]
+    # Rasa would take an empty token as the right one for ?token=: the command refuses to start with it.
+    for token, starts in (("", False), ("t", True)):
+        started = subprocess.run([*rasa["command"], "true"], env={"PATH": "/usr/bin:/bin", "RASA_AUTH_TOKEN": token},
+                                 capture_output=True, text=True, timeout=10)
+        assert (started.returncode == 0) is starts, started.stderr
+
+
+def test_k8s_shop_database_outlives_the_pod():
+    """SHOP_DATABASE_URL from the Secret: any URL (PostgreSQL), by default SQLite on a PersistentVolumeClaim."""
+    deployment = _k8s("Deployment", "actions")
+    container, pod = _container(deployment), deployment["spec"]["template"]["spec"]
+    assert _secret_ref(container, SHOP_DATABASE_URL)["key"] == SHOP_DATABASE_URL
+    default = urlparse(_template()[SHOP_DATABASE_URL])
+    assert default.scheme == "sqlite" and default.path.startswith("//"), "the default must be an absolute SQLite path"
+    claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v}
+    (claim,) = [claims[m["name"]] for m in container["volumeMounts"]
+                if m["name"] in claims and Path(m["mountPath"]) in Path(default.path[1:]).parents]
+    access = _k8s("PersistentVolumeClaim", claim)["spec"]["accessModes"]
+    if access == ["ReadWriteOnce"]:
+        assert deployment["spec"]["strategy"]["type"] == "Recreate" and deployment["spec"]["replicas"] == 1
+    assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsUser"], "the claim must be writable"
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+def test_kustomize_builds_with_the_template_and_not_without_secrets_env(tmp_path: Path):
+    copy = tmp_path / "k8s"
+    shutil.copytree(K8S, copy, ignore=shutil.ignore_patterns("secrets.env"))
+    missing = subprocess.run(["kubectl", "kustomize", str(copy)], capture_output=True, text=True, timeout=60)
+    assert missing.returncode != 0 and "secrets.env" in missing.stderr
+    shutil.copy(SECRET_TEMPLATE, copy / "secrets.env")
+    built = subprocess.run(["kubectl", "kustomize", str(copy)], capture_output=True, text=True, timeout=60)
+    assert built.returncode == 0, built.stderr
+    documents = [d for d in yaml.load_all(built.stdout, Loader=Loader) if d]
+    (secret,) = [d for d in documents if d["kind"] == "Secret"]
+    assert secret["metadata"]["name"].startswith(f"{SECRET}-") and set(secret["data"]) == set(_template())
+    for deployment in (d for d in documents if d["kind"] == "Deployment"):
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            for entry in container.get("env", []):
+                ref = entry.get("valueFrom", {}).get("secretKeyRef")
+                if ref and not ref.get("optional"):
+                    assert (ref["name"], ref["key"] in secret["data"]) == (secret["metadata"]["name"], True), ref
+    assert {d["metadata"]["name"] for d in documents if d["kind"] == "NetworkPolicy"} == {"triton", "actions"}
 
 
 def test_bot_deployments_reach_triton_and_probe_their_ports():
@@ -401,7 +638,7 @@ def test_bot_deployments_reach_triton_and_probe_their_ports():
     assert env["TRITON_URL"] == f"triton:{_triton_ports()['grpc']}"
     assert rasa["readinessProbe"]["httpGet"] == {"path": "/", "port": RASA_PORT}
     assert actions["readinessProbe"]["httpGet"] == {"path": "/health", "port": _actions_port()}
-    assert actions["args"][:3] == ["rasa", "run", "actions"]
+    assert actions["args"] == ["python", "-m", "actions", "--host", "0.0.0.0", "--port", str(_actions_port())]
     assert {p["port"] for p in _k8s("Service", "rasa")["spec"]["ports"]} == {RASA_PORT}
     assert {p["port"] for p in _k8s("Service", "actions")["spec"]["ports"]} == {_actions_port()}
 
