@@ -5,6 +5,8 @@
   headers), which refuses calls without it.
 - TRITON_API_KEY: the header Triton's model-repository API (load, unload) requires; only the
   NLU component sends it.
+- SOCKETIO_SESSION_KEY signs the web chat's session ids (bot/channels/socketio.py), so only the
+  browser that was given a session can resume it; replicas of Rasa share it.
 
 `python -m bot run` keeps the ones it generates in .run/secrets.env (mode 600), so that a restart
 and `make shell` use the same values; one set in the environment always wins and is never written.
@@ -20,7 +22,8 @@ from typing import Dict
 RASA_AUTH_TOKEN = "RASA_AUTH_TOKEN"
 ACTION_SERVER_TOKEN = "ACTION_SERVER_TOKEN"
 TRITON_API_KEY = "TRITON_API_KEY"
-NAMES = (RASA_AUTH_TOKEN, ACTION_SERVER_TOKEN, TRITON_API_KEY)
+SOCKETIO_SESSION_KEY = "SOCKETIO_SESSION_KEY"
+NAMES = (RASA_AUTH_TOKEN, ACTION_SERVER_TOKEN, TRITON_API_KEY, SOCKETIO_SESSION_KEY)
 SECRETS_FILE = "secrets.env"
 
 

@@ -6,6 +6,9 @@ route. The route checks Telegram's secret-token header (403 otherwise), answers 
 presses (inline keyboards whose callback data is the button's payload) and /start (the greeting);
 photos, stickers and edited messages get a polite answer, other updates are ignored (a debug line).
 An update that could not be answered is an ERROR line naming its update_id.
+
+A chat's conversation id is `telegram:<chat id>` (bot/channels/identity.py), so no other channel's
+client can name it; the bot token, part of every Bot API URL, is `[TOKEN]` in the logs.
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
 
+from bot.channels.identity import conversation_id, local_id
+from bot.channels.text import user_text
+from bot.log_secrets import hide_in_logs
 from bot.telegram_format import split_message, to_markdown_v2
 from bot.telegram_settings import ALLOWED_UPDATES, SECRET_HEADER, WEBHOOK_PATH, TelegramSettings
 
@@ -36,7 +42,8 @@ CALLBACK_DATA_LIMIT = 64  # bytes Telegram allows in a button's callback data
 
 class TelegramOutput(OutputChannel):
     """Sends the bot's answers with the Bot API: text in pieces of at most 4096 characters,
-    buttons as an inline keyboard under the last piece, images as photos."""
+    buttons as an inline keyboard under the last piece, images as photos. The recipient is a
+    conversation id, `telegram:<chat id>`: Rasa hands output channels the tracker's sender id."""
 
     @classmethod
     def name(cls) -> Text:
@@ -54,9 +61,10 @@ class TelegramOutput(OutputChannel):
         await self._send_text(recipient_id, text, _keyboard(buttons))
 
     async def send_image_url(self, recipient_id: Text, image: Text, **kwargs: Any) -> None:
-        await self.bot.send_photo(recipient_id, image)
+        await self.bot.send_photo(local_id(self.name(), recipient_id), image)
 
-    async def _send_text(self, chat_id: Text, text: Text, keyboard: Optional[InlineKeyboardMarkup] = None) -> None:
+    async def _send_text(self, recipient_id: Text, text: Text, keyboard: Optional[InlineKeyboardMarkup] = None) -> None:
+        chat_id = local_id(self.name(), recipient_id)
         pieces = split_message(text) or ["…"]  # buttons need a message to hang on
         for number, piece in enumerate(pieces, start=1):
             await self.bot.send_message(
@@ -140,6 +148,12 @@ class TelegramInput(InputChannel):
                 logger.exception(f"Telegram update {update.update_id} could not be answered")
             return response.json({"ok": True})
 
+        if self.settings:
+            @telegram.listener("before_server_start")
+            async def hide_token(*_: Any) -> None:
+                # Here, not earlier: Sanic sets up its own log handlers when Rasa creates the app.
+                hide_in_logs(self.settings.token)
+
         if self.settings and self.settings.webhook_url:
             @telegram.listener("after_server_start")
             async def on_server_start(*_: Any) -> None:
@@ -179,16 +193,16 @@ class TelegramInput(InputChannel):
         elif message and message.text:
             chat_id, text = message.chat.id, GREETING if _is_start_command(message.text) else message.text
         elif message and message.effective_attachment:  # a photo, sticker, voice note...
-            await output.send_text_message(str(message.chat.id), ONLY_TEXT)
+            await output.send_text_message(conversation_id(self.name(), message.chat.id), ONLY_TEXT)
             return
         elif update.edited_message:
-            await output.send_text_message(str(update.edited_message.chat.id), NO_EDITS)
+            await output.send_text_message(conversation_id(self.name(), update.edited_message.chat.id), NO_EDITS)
             return
         else:  # someone joined a group, the bot was blocked, a game's button...
             logger.debug(f"Telegram: ignored update {update.update_id} (no text, attachment or button payload)")
             return
-        await on_new_message(UserMessage(text, output, str(chat_id), input_channel=self.name(),
-                                         metadata={"telegram_update_id": update.update_id}))
+        await on_new_message(UserMessage(user_text(text), output, conversation_id(self.name(), chat_id),
+                                         input_channel=self.name(), metadata={"telegram_update_id": update.update_id}))
 
     async def _stop_spinner(self, update: Update) -> None:
         """Acknowledge a button press. Telegram refuses to for an old press ("query is too old", one

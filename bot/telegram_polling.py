@@ -1,7 +1,8 @@
 """`python -m bot telegram`: long-poll Telegram's getUpdates and hand each update to the running
 bot's webhook route, with the secret header, so polling and webhook mode share one code path.
 
-For running without a public URL: nothing has to reach this machine from outside.
+For running without a public URL: nothing has to reach this machine from outside. The bot token,
+part of every Bot API URL, is `[TOKEN]` in the logs.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import httpx
 from telegram import Bot, Update
 from telegram.error import InvalidToken, TelegramError
 
+from bot.log_secrets import hide_in_logs
 from bot.telegram_settings import ALLOWED_UPDATES, SECRET_HEADER, WEBHOOK_PATH, TelegramSettings
 
 logger = logging.getLogger(__name__)
@@ -44,6 +46,7 @@ def main(rasa_url: str) -> int:
     """Poll until Ctrl-C or SIGTERM; 1 with a message on stderr when polling cannot go on."""
     try:
         settings = polling_settings()
+        hide_in_logs(settings.token)
         print(f"Polling Telegram for updates; the bot at {rasa_url} answers them. Ctrl-C stops.", flush=True)
         asyncio.run(_until_signalled(poll(settings, rasa_url)))
     except InvalidToken:

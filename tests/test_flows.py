@@ -38,6 +38,11 @@ class Conversation:
         """The bot's answers to `text`."""
         return say(self.servers, self.sender, text)
 
+    @property
+    def conversation_id(self) -> str:
+        """The REST channel's name for this conversation: what tickets and trackers record."""
+        return f"rest:{self.sender}"
+
 
 @pytest.fixture
 def chat(bot_servers) -> Conversation:
@@ -184,7 +189,7 @@ def test_an_unshipped_order_gets_its_new_address(chat, shop):
 def test_a_handoff_opens_one_ticket_per_conversation(chat, shop):
     answer = chat("I want to talk to a human")
     tickets = shop_rows(shop)["tickets"]
-    assert [sender for sender, _ in tickets] == [chat.sender]
+    assert [conversation for conversation, _ in tickets] == [chat.conversation_id]
     assert answer == [f"I've handed your conversation to our support team: your ticket number is {tickets[0][1]}. "
                       "A colleague will get back to you right here in this chat, usually within a few hours."]
     assert re.fullmatch(r"TCK-\d+", tickets[0][1])

@@ -1,14 +1,17 @@
 """The Telegram channel against a local fake of the Bot API (tests/fake_telegram_api.py): webhook
 and polling mode on the real Rasa server, /start, buttons, the secret-token check, malformed,
-unsupported and failing updates, long answers. No test reaches Telegram's servers."""
+unsupported and failing updates, long answers, conversation ids `telegram:<chat id>`, the bot token
+kept out of the logs. No test reaches Telegram's servers."""
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
 import subprocess
 import sys
+from pathlib import Path
 from typing import List, Optional
 
 import httpx
@@ -20,7 +23,8 @@ from actions.actions import AskOrderId
 from bot.telegram_channel import TelegramInput, TelegramOutput
 from bot.telegram_format import split_message, to_markdown_v2
 from bot.telegram_settings import SECRET_HEADER, WEBHOOK_PATH, TelegramSettings
-from tests.conftest import ROOT
+from bot.log_secrets import hide_in_logs
+from tests.conftest import RASA_TOKEN, ROOT
 from tests.fake_telegram_api import callback_update, markdown_v2_error, message_update, visible_length
 
 DOMAIN = yaml.safe_load((ROOT / "domain.yml").read_text())
@@ -167,6 +171,7 @@ def test_polling_hands_updates_to_the_running_bot(bot_servers, fake_telegram):
         poller.send_signal(signal.SIGTERM)
         output = poller.communicate(timeout=30)[0]
     assert poller.returncode == 0, output
+    assert fake_telegram.token not in output
 
 
 def test_polling_without_a_token_says_what_to_set():
@@ -182,7 +187,7 @@ async def test_long_answers_are_split_into_messages_telegram_accepts(fake_telegr
             "or `code_1` and *soon* {more}! ") * 80
     settings = TelegramSettings.from_env({"TELEGRAM_BOT_TOKEN": fake_telegram.token, "TELEGRAM_API_URL": fake_telegram.base_url})
     async with settings.bot() as bot:
-        await TelegramOutput(bot).send_text_with_buttons(str(chat), text, [{"title": "More", "payload": "/more"}])
+        await TelegramOutput(bot).send_text_with_buttons(f"telegram:{chat}", text, [{"title": "More", "payload": "/more"}])
     sent = fake_telegram.sent("sendMessage", chat)
     assert len(sent) == len(split_message(text)) > 1  # the fake refuses > 4096 characters and bad MarkdownV2
     assert all(visible_length(m["text"]) <= 4096 and markdown_v2_error(m["text"]) is None for m in sent)
@@ -202,3 +207,62 @@ async def test_webhook_mode_registers_the_webhook_with_the_secret(fake_telegram)
     assert fake_telegram.webhook["url"] == settings.webhook_url
     assert fake_telegram.webhook["secret_token"] == "s3cret_-token"
     fake_telegram.webhook = None
+
+
+@pytest.mark.parametrize("text", ["where is my order 12345?\x00\x1b[2J\x07\x7f", "\x00\x01\x02",
+                                  "where is my order 12345? " + "I waited so long. " * 20_000],
+                         ids=["control-characters", "only-control-characters", "360k-characters"])
+def test_texts_with_control_characters_or_of_any_length_are_answered(bot_servers, fake_telegram, text):
+    update_id = fake_telegram.next_update_id()
+    chat = 8000 + update_id
+    assert post(bot_servers, message_update(update_id, chat, text)).status_code == 200
+    assert replies(fake_telegram, chat) and not errors_about(bot_servers, update_id)
+    [said] = [e["text"] for e in conversation(bot_servers, chat)["events"] if e["event"] == "user"]
+    assert said.isprintable() and len(said) <= 10_000
+
+
+def conversation(servers, chat: int) -> dict:
+    answer = httpx.get(f"{servers.rasa_url}/conversations/telegram:{chat}/tracker", params={"token": RASA_TOKEN},
+                       timeout=30)
+    answer.raise_for_status()
+    return answer.json()
+
+
+def test_a_chat_is_the_conversation_telegram_chat_id_and_rasa_answers_into_it(bot_servers, fake_telegram):
+    """Rasa gives output channels the tracker's sender id (/execute, reminders): the chat gets it."""
+    update_id = fake_telegram.next_update_id()
+    chat = 8000 + update_id
+    assert post(bot_servers, message_update(update_id, chat, "/start")).status_code == 200
+    assert conversation(bot_servers, chat)["latest_input_channel"] == "telegram"
+    answer = httpx.post(f"{bot_servers.rasa_url}/conversations/telegram:{chat}/execute", json={"name": "utter_goodbye"},
+                        params={"token": RASA_TOKEN, "output_channel": "latest"}, timeout=60)
+    assert answer.status_code == 200, answer.text
+    assert replies(fake_telegram, chat) == [GREETING["text"], DOMAIN["responses"]["utter_goodbye"][0]["text"]]
+
+
+async def test_the_output_channel_sends_to_telegram_conversations_only(fake_telegram):
+    settings = TelegramSettings.from_env({"TELEGRAM_BOT_TOKEN": fake_telegram.token, "TELEGRAM_API_URL": fake_telegram.base_url})
+    async with settings.bot() as bot:
+        with pytest.raises(ValueError, match="does not belong to the telegram channel"):
+            await TelegramOutput(bot).send_text_message("rest:7040", "hello")
+    assert not fake_telegram.sent("sendMessage", 7040)
+
+
+def test_the_bot_token_never_reaches_the_rasa_log(bot_servers, fake_telegram):
+    chat = 7050
+    assert post(bot_servers, message_update(fake_telegram.next_update_id(), chat, "/start")).status_code == 200
+    assert replies(fake_telegram, chat)  # Bot API calls were made, each with the token in its URL
+    log = (Path(bot_servers.supervisor.log_dir) / "rasa.log").read_text(errors="replace")
+    assert log and fake_telegram.token not in log
+
+
+def test_the_bot_token_is_hidden_in_any_log_record(caplog):
+    token = "654321:another-fake-token"
+    hide_in_logs(token)
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("telegram.test").info("GET https://api.telegram.org/bot%s/getMe", token)
+        try:
+            raise RuntimeError(f"could not reach https://api.telegram.org/bot{token}/getMe")
+        except RuntimeError:
+            logging.getLogger("telegram.test").exception("failed")
+    assert "bot[TOKEN]/getMe" in caplog.text and token not in caplog.text

@@ -4,6 +4,7 @@ the shared one, and one of this module's own that sends images and links and tha
 
 from __future__ import annotations
 
+import json
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -170,7 +171,8 @@ def test_chat_buttons_reload_and_html_shown_as_text(browser, demo_url, bot_serve
     send(page, "where is my order 777?")
     expect(bot.last).to_contain_text("777")
 
-    tracker = httpx.get(f"{bot_servers.rasa_url}/conversations/{session_id}/tracker", params={"token": RASA_TOKEN}, timeout=30).json()
+    assert stored_session(page, bot_servers.rasa_url) == session_id  # the reloaded page resumed its session
+    tracker = httpx.get(f"{bot_servers.rasa_url}/conversations/socketio:{session_id}/tracker", params={"token": RASA_TOKEN}, timeout=30).json()
     said = [event.get("text") for event in tracker["events"] if event["event"] == "user"]
     assert {"where is my order 12345?", HOSTILE, "where is my order 777?"} <= set(said)
     page.close()
@@ -226,6 +228,26 @@ def test_reconnects_by_itself_when_rasa_restarts(browser, media_demo_url, media_
     message.press("Enter")
     expect(bot.last).to_have_text(GOODBYE)
     assert stored_session(page, media_rasa.url) == session_id
-    tracker = httpx.get(f"{media_rasa.url}/conversations/{session_id}/tracker", params={"token": RASA_TOKEN}, timeout=30).json()
+    tracker = httpx.get(f"{media_rasa.url}/conversations/socketio:{session_id}/tracker", params={"token": RASA_TOKEN}, timeout=30).json()
     assert "/goodbye" in [event.get("text") for event in tracker["events"] if event["event"] == "user"]
     page.close()
+
+
+def test_a_page_that_names_another_session_without_its_secret_gets_a_new_one(browser, media_demo_url, media_rasa):
+    customer = open_chat(browser, media_demo_url)
+    send(customer, "/thank")
+    expect(customer.locator(".message.bot").last).to_have_text(THANKS)
+    session_id = stored_session(customer, media_rasa.url)
+    customer.close()
+
+    intruder = browser.new_page()
+    stored = {"sessionId": session_id, "history": [], "open": True}  # the id without its secret, before the widget runs
+    intruder.add_init_script(f"localStorage.setItem({json.dumps(f'support-chat:{media_rasa.url}')}, "
+                             f"{json.dumps(json.dumps(stored))})")
+    intruder.goto(media_demo_url)
+    expect(intruder.locator(".message.bot").first).to_contain_text(GREETING["text"])  # a new conversation's greeting
+    assert stored_session(intruder, media_rasa.url) not in (session_id, None)
+    tracker = httpx.get(f"{media_rasa.url}/conversations/socketio:{session_id}/tracker", params={"token": RASA_TOKEN},
+                        timeout=30).json()
+    assert [event["text"] for event in tracker["events"] if event["event"] == "user"] == ["/greet", "/thank"]
+    intruder.close()

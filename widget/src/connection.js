@@ -1,18 +1,21 @@
-// Rasa's socket.io channel: ask for our stored session id on every (re)connect so the server
-// keeps the same conversation, then exchange user_uttered / bot_uttered events.
+// Rasa's socket.io channel (bot/channels/socketio.py): present our stored session id and the secret
+// the server issued with it on every (re)connect, so the server resumes the same conversation; a
+// session it cannot verify is replaced by a new one, which we store. Then exchange user_uttered /
+// bot_uttered events: the server runs each message in the session it confirmed for this socket.
 import { io } from "socket.io-client";
 
-export function connect({ serverUrl, socketPath, sessionId, onSession, onMessage, onStatus }) {
-  let session = sessionId;
+export function connect({ serverUrl, socketPath, session, onSession, onMessage, onStatus }) {
+  let current = session;
   let ready = false;
   // WebSocket only: no long-polling requests, so no CORS set-up is needed on Rasa's side.
   const socket = io(serverUrl, { path: socketPath, transports: ["websocket"], reconnectionDelayMax: 5000 });
 
-  socket.on("connect", () => socket.emit("session_request", { session_id: session }));
+  socket.on("connect", () => socket.emit("session_request", { session_id: current.id, session_secret: current.secret }));
   socket.on("session_confirm", (confirmed) => {
-    session = typeof confirmed === "string" ? confirmed : confirmed && confirmed.session_id;
+    if (!confirmed || typeof confirmed.session_id !== "string" || typeof confirmed.session_secret !== "string") return;
+    current = { id: confirmed.session_id, secret: confirmed.session_secret };
     ready = true;
-    onSession(session);
+    onSession(current);
     onStatus("ready");
   });
   socket.on("bot_uttered", (message) => message && typeof message === "object" && onMessage(message));
@@ -26,6 +29,6 @@ export function connect({ serverUrl, socketPath, sessionId, onSession, onMessage
 
   return {
     get ready() { return ready; },
-    send(text) { socket.emit("user_uttered", { message: text, session_id: session }); },
+    send(text) { socket.emit("user_uttered", { message: text }); },
   };
 }

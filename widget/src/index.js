@@ -50,9 +50,9 @@ function mount(options) {
   connection = connect({
     serverUrl: options.serverUrl,
     socketPath: options.socketPath,
-    sessionId: store.sessionId,
-    onSession: (id) => {
-      store.sessionId = id;
+    session: store.session,
+    onSession: (session) => {
+      store.session = session;
     },
     onMessage: (message) => {
       ui.showTyping(false);

@@ -1,11 +1,11 @@
-// What survives a page reload: Rasa's session id, the rendered history and whether the panel
-// was open. Kept per server URL so two bots on one site don't mix.
+// What survives a page reload: Rasa's session id and the secret that resumes it, the rendered
+// history and whether the panel was open. Kept per server URL so two bots on one site don't mix.
 const MAX_HISTORY = 200;
 
 export class ChatStore {
   constructor(serverUrl) {
     this.key = `support-chat:${serverUrl}`;
-    this.state = { sessionId: null, history: [], open: false };
+    this.state = { sessionId: null, sessionSecret: null, history: [], open: false };
     try {
       Object.assign(this.state, JSON.parse(localStorage.getItem(this.key) || "{}"));
     } catch (error) {
@@ -13,11 +13,14 @@ export class ChatStore {
     }
   }
 
-  get sessionId() { return this.state.sessionId; }
+  get session() { return { id: this.state.sessionId, secret: this.state.sessionSecret }; }
   get history() { return this.state.history; }
   get open() { return this.state.open; }
 
-  set sessionId(value) { this.state.sessionId = value; this.save(); }
+  set session({ id, secret }) {
+    Object.assign(this.state, { sessionId: id, sessionSecret: secret });
+    this.save();
+  }
   set open(value) { this.state.open = value; this.save(); }
 
   add(entry) {

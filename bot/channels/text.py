@@ -1,0 +1,17 @@
+"""What users type, made safe to store and parse before any channel hands it to Rasa."""
+
+from __future__ import annotations
+
+import unicodedata
+
+# The NLU reads the first few thousand characters at most (its window cap); the rest would only
+# cost time and tracker-store space.
+MAX_TEXT_LENGTH = 10_000
+_KEPT_CONTROLS = "\n\t"
+
+
+def user_text(text: str) -> str:
+    """The first MAX_TEXT_LENGTH characters of `text` without control characters but newline and
+    tab (NUL, which PostgreSQL refuses to store; terminal escape sequences)."""
+    kept = text[:MAX_TEXT_LENGTH]
+    return "".join(c for c in kept if c in _KEPT_CONTROLS or unicodedata.category(c) != "Cc")
