@@ -3,6 +3,10 @@
 Forms collect and verify what an operation needs (the `validate_*_form` classes); each form's
 submit action then does the operation once and says what happened. No action raises: a
 customer's mistake gets an explanation, a failing database an apology, both a log line.
+
+A verified email counts only in the conversation that verified it (`verified_email`): the
+validators record that conversation's id beside the email, so slots that reach another
+conversation (a tracker copied or restored under another id) open no order there.
 """
 
 from __future__ import annotations
@@ -26,9 +30,12 @@ logger = logging.getLogger(__name__)
 ORDER_ID, EMAIL, PRODUCT, REASON, ADDRESS, CONFIRM = (
     "order_id", "email", "product", "return_reason", "new_address", "confirm_cancel")
 PROBLEM = "problem"  # why the user's last answer was not accepted; said with the next question
+VERIFIED_IN = "verified_conversation"  # the conversation whose customer proved `email` is theirs
 REQUESTED_SLOT = "requested_slot"
 HANDOFF_FAILED = ("Sorry, I couldn't create a ticket right now. Please email support@example-shop.com or call "
                   "+1 800 555 0123 and a colleague will help you.")
+NOT_VERIFIED = ("To keep your orders private I need to check it's you first. Please ask again and give me the "
+                "email address on the order.")
 BACKEND_DOWN = ("Sorry, I can't reach our order system right now. Please try again in a few minutes, "
                 "or say \"talk to a human\" and a colleague will follow up.")
 
@@ -58,6 +65,12 @@ FORM_INTENTS = {
     "return_form": ("return_item",),
     "change_address_form": ("change_address",),
 }
+
+
+def verified_email(tracker: Tracker) -> Optional[Text]:
+    """The email this conversation's customer verified; None when none was, or another conversation did."""
+    email = tracker.get_slot(EMAIL)
+    return email if email and tracker.get_slot(VERIFIED_IN) == tracker.sender_id else None
 
 
 def _problem(text: str, **slots: Any) -> Dict[Text, Any]:
@@ -119,7 +132,7 @@ class VerifiedOrderForm(FormValidationAction, ABC):
             email = tracker.get_slot(EMAIL)
             if not email:
                 return {ORDER_ID: number}
-            return {ORDER_ID: number, **self._verified(shop.verify(number, email))}
+            return {ORDER_ID: number, **self._verified(shop.verify(number, email), tracker)}
         except EmailMismatch:
             return {ORDER_ID: number, EMAIL: None}  # the email was for another order; ask for this one's
         except BackendUnavailable as error:
@@ -135,7 +148,7 @@ class VerifiedOrderForm(FormValidationAction, ABC):
         if number is None:
             return {EMAIL: email}
         try:
-            return {EMAIL: email, **self._verified(shop.verify(number, email))}
+            return {EMAIL: email, **self._verified(shop.verify(number, email), tracker)}
         except EmailMismatch as error:
             logger.warning("Conversation %s: email does not match order %s", tracker.sender_id, number)
             return _problem(f"{error} Please use the email address you ordered with.", email=None)
@@ -143,9 +156,10 @@ class VerifiedOrderForm(FormValidationAction, ABC):
             logger.error("Conversation %s: %s", tracker.sender_id, error)
             return _problem(BACKEND_DOWN, email=None)
 
-    def _verified(self, order: OrderInfo) -> Dict[Text, Any]:
-        """End the form early when the verified order cannot have what the form is for."""
-        return {REQUESTED_SLOT: None} if self.blocker(order) else {}
+    def _verified(self, order: OrderInfo, tracker: Tracker) -> Dict[Text, Any]:
+        """The email verified by this conversation; the form ended early when the order cannot
+        have what the form is for."""
+        return {VERIFIED_IN: tracker.sender_id, **({REQUESTED_SLOT: None} if self.blocker(order) else {})}
 
 
 class ValidateOrderStatusForm(VerifiedOrderForm):
@@ -186,7 +200,7 @@ class ValidateReturnForm(VerifiedOrderForm):
     def validate_product(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                          domain: DomainDict) -> Dict[Text, Any]:
         wanted = shop.first_value(value)
-        number, email = tracker.get_slot(ORDER_ID), tracker.get_slot(EMAIL)
+        number, email = tracker.get_slot(ORDER_ID), verified_email(tracker)
         if not (number and email):
             return {PRODUCT: wanted}  # checked against the order once it is verified
         try:
@@ -263,17 +277,24 @@ class AskNewAddress(AskForSlot):
 
 
 class ShopAction(Action, ABC):
-    """A form's submit action: one shop operation, every failure answered, its form's slots reset."""
+    """A form's submit action: one shop operation with the verified email, every failure
+    answered, its form's slots reset."""
 
     slots_to_reset: tuple = ()
 
     @abstractmethod
-    def act(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> None:
-        """Do the operation and tell the user the outcome."""
+    def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, email: Text) -> None:
+        """Do the operation for the customer who verified `email` and tell them the outcome."""
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
+        email = verified_email(tracker)
+        if email is None:
+            logger.warning("%s in conversation %s: the email was not verified in this conversation",
+                           self.name(), tracker.sender_id)
+            dispatcher.utter_message(text=NOT_VERIFIED)
+            return [SlotSet(slot, None) for slot in (ORDER_ID, EMAIL, VERIFIED_IN, *self.slots_to_reset)]
         try:
-            self.act(dispatcher, tracker)
+            self.act(dispatcher, tracker, email)
         except BackendUnavailable as error:
             logger.error("%s in conversation %s: %s", self.name(), tracker.sender_id, error)
             dispatcher.utter_message(text=BACKEND_DOWN)
@@ -292,8 +313,8 @@ class ActionOrderStatus(ShopAction):
     def name(self) -> Text:
         return "action_order_status"
 
-    def act(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> None:
-        dispatcher.utter_message(text=describe(shop.verify(tracker.get_slot(ORDER_ID), tracker.get_slot(EMAIL))))
+    def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, email: Text) -> None:
+        dispatcher.utter_message(text=describe(shop.verify(tracker.get_slot(ORDER_ID), email)))
 
 
 def describe(order: OrderInfo) -> Text:
@@ -325,11 +346,11 @@ class ActionCancelOrder(ShopAction):
     def name(self) -> Text:
         return "action_cancel_order"
 
-    def act(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> None:
+    def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, email: Text) -> None:
         if tracker.get_slot(CONFIRM) is False:
             dispatcher.utter_message(text="Okay, I won't cancel anything. Your order stays as it is.")
             return
-        outcome = shop.cancel_order(tracker.get_slot(ORDER_ID), tracker.get_slot(EMAIL))
+        outcome = shop.cancel_order(tracker.get_slot(ORDER_ID), email)
         if outcome.done_now:
             logger.info("Cancelled order %s for conversation %s", outcome.reference, tracker.sender_id)
             dispatcher.utter_message(text=f"Done: order {outcome.reference} is cancelled. Your refund of "
@@ -347,14 +368,14 @@ class ActionStartReturn(ShopAction):
     def name(self) -> Text:
         return "action_start_return"
 
-    def act(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> None:
-        outcome = shop.start_return(tracker.get_slot(ORDER_ID), tracker.get_slot(EMAIL),
+    def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, email: Text) -> None:
+        outcome = shop.start_return(tracker.get_slot(ORDER_ID), email,
                                     tracker.get_slot(PRODUCT) or "", tracker.get_slot(REASON) or "")
         if outcome.done_now:
             logger.info("Return %s for conversation %s", outcome.reference, tracker.sender_id)
             dispatcher.utter_message(
                 text=f"Your return for the {outcome.detail} is registered. Your return reference is "
-                     f"{outcome.reference}. We'll email a prepaid label to {tracker.get_slot(EMAIL)}; your "
+                     f"{outcome.reference}. We'll email a prepaid label to {email}; your "
                      "refund follows once the item is back with us.")
         else:
             dispatcher.utter_message(text=f"A return for the {outcome.detail} already exists: its reference is "
@@ -369,21 +390,22 @@ class ActionChangeAddress(ShopAction):
     def name(self) -> Text:
         return "action_change_address"
 
-    def act(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> None:
-        outcome = shop.change_address(tracker.get_slot(ORDER_ID), tracker.get_slot(EMAIL),
+    def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, email: Text) -> None:
+        outcome = shop.change_address(tracker.get_slot(ORDER_ID), email,
                                       tracker.get_slot(ADDRESS) or "")
         verb = "will now be delivered to" if outcome.done_now else "is already going to"
         dispatcher.utter_message(text=f"Order {outcome.reference} {verb}: {outcome.detail}.")
 
 
 class ActionHumanHandoff(Action):
-    """Open a ticket (one per conversation) with the conversation's summary and give its reference."""
+    """Open a ticket (one per conversation) with the conversation's summary and give its reference;
+    the colleague writes to the email only when this conversation verified it."""
 
     def name(self) -> Text:
         return "action_human_handoff"
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
-        email = tracker.get_slot(EMAIL)
+        email = verified_email(tracker)
         try:
             outcome = shop.open_ticket(tracker.sender_id, summarize(tracker), email, tracker.get_slot(ORDER_ID))
         except ShopError as error:
@@ -398,8 +420,10 @@ class ActionHumanHandoff(Action):
 
 
 def summarize(tracker: Tracker, turns: int = 12) -> Text:
-    """What a colleague reads first: the customer's details and the last turns of the conversation."""
-    lines = [f"{name}: {tracker.get_slot(name)}" for name in (ORDER_ID, EMAIL, PRODUCT) if tracker.get_slot(name)]
+    """What a colleague reads first: the customer's details (the email if verified here) and the
+    last turns of the conversation."""
+    details = {ORDER_ID: tracker.get_slot(ORDER_ID), EMAIL: verified_email(tracker), PRODUCT: tracker.get_slot(PRODUCT)}
+    lines = [f"{name}: {value}" for name, value in details.items() if value]
     said = [(e["event"], e.get("text") or "") for e in tracker.events if e.get("event") in ("user", "bot")]
     lines += [f"{'customer' if who == 'user' else 'assistant'}: {text}" for who, text in said[-turns:] if text]
     return "\n".join(lines) or "(nothing said yet)"
