@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
 
 import sqlalchemy as sa
-from rasa.core.tracker_store import SQLTrackerStore
+from rasa.core.tracker_store import SQLTrackerStore, create_engine_kwargs
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import Event
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.utils.io import read_config_file
+from sqlalchemy.orm import sessionmaker
 
 from bot.redaction import Redactor
 
@@ -104,6 +105,15 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
         except (ImportError, AttributeError) as error:
             # Rasa would quietly fall back to an in-memory store (and lose every conversation) on these.
             raise LogStoreError(f"Cannot open the log store configured in endpoints.yml (tracker_store): {error}") from error
+        self._hide_parameters()
+
+    def _hide_parameters(self) -> None:
+        """SQLAlchemy writes a failed statement's parameters (message texts, emails) into its error,
+        and Rasa logs that error: this engine, made like Rasa's, leaves them out."""
+        url = self.engine.url
+        self.engine.dispose()
+        self.engine = sa.create_engine(url, hide_parameters=True, **create_engine_kwargs(url))
+        self.sessionmaker = sessionmaker(bind=self.engine)
 
     def _additional_events(self, session: Any, tracker: DialogueStateTracker) -> Iterator[Event]:
         """The new events, as SQLTrackerStore.save serialises them, with message texts redacted."""
@@ -150,7 +160,7 @@ def read_events(
             f"There is no conversation log at {location.database!r}: the bot writes it (tracker_store in "
             "endpoints.yml) relative to the directory it runs in. Run this there, or name the log with --url."
         )
-    engine = sa.create_engine(url)
+    engine = sa.create_engine(url, hide_parameters=True)  # its errors leave out the sender ids asked for
     try:
         with engine.connect() as connection:
             rows = connection.execute(query).all()

@@ -1,5 +1,6 @@
 """Personal data out of the conversation log: what becomes a placeholder and what stays (examples,
-and properties of generated messages), and that hostile text cannot stall the tracker store's save."""
+and properties of generated messages), that hostile text cannot stall the tracker store's save,
+and that the log store's database errors carry no message text."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from datetime import date
 from typing import List, Tuple
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bot.log_store import RedactingSQLTrackerStore
 from bot.redaction import Redactor
 
 EMAIL = "jane.doe@example.com"
@@ -221,3 +224,13 @@ def test_a_megabyte_of_hostile_text_is_redacted_within_the_bound(name):
     started = time.perf_counter()
     Redactor().redact(text)
     assert time.perf_counter() - started < SECONDS_PER_MEGABYTE
+
+
+def test_database_errors_of_the_log_store_carry_no_message_text(tmp_path):
+    """SQLAlchemy puts a failed statement's parameters into its error, which Rasa logs."""
+    store = RedactingSQLTrackerStore(db=str(tmp_path / "conversations.db"))
+    statement = sa.text("INSERT INTO events (sender_id, type_name, data) VALUES (NULL, 'user', :data)")
+    with pytest.raises(sa.exc.IntegrityError) as failure:
+        with store.session_scope() as session:
+            session.execute(statement, {"data": PRIVATE})
+    assert "hidden" in str(failure.value) and EMAIL not in str(failure.value)
