@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sqlite3
 import stat
 import tarfile
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 
 from bot import secrets
 from nlu.triton import repository
+from nlu.triton.client import TritonNLUClient, TritonUnavailable
 from nlu.triton.contract import API_KEY_HEADER, FINGERPRINT_FILE, FP32_FILE, LABELS_FILE
 from nlu.triton.model_config import CONFIG_FILE, read_config
 from tests.conftest import copy_project, rasa
@@ -80,6 +82,12 @@ def test_triton_listens_on_loopback_and_its_repository_api_needs_the_key(triton)
     assert httpx.post(f"{base}/repository/index", headers={API_KEY_HEADER: os.environ[secrets.TRITON_API_KEY]},
                       timeout=10).status_code == 200
     assert httpx.get(f"{base}/health/ready", timeout=10).status_code == 200  # health and inference stay open
+    # Over gRPC, as the component loads: refused without the key, past the check with it.
+    with pytest.raises(TritonUnavailable, match="restricted"):
+        TritonNLUClient(triton.url, 5.0).load("no_such_model")
+    with pytest.raises(TritonUnavailable) as error:
+        TritonNLUClient(triton.url, 5.0, os.environ[secrets.TRITON_API_KEY]).load("no_such_model")
+    assert "restricted" not in str(error.value) and "no_such_model" in str(error.value)
 
 
 def _version(tmp_path, extra: str = "") -> tuple:
@@ -179,3 +187,33 @@ def test_a_crafted_model_archive_does_not_reach_triton(trained_bot, triton, tmp_
         rasa("test", "nlu", "--nlu", str(sample), "--model", str(crafted), "--out", str(tmp_path / "results"),
              "--no-plot", cwd=project, timeout=300)
     assert not (triton.repository / meta["name"] / "999").exists()
+
+
+def test_logs_hold_no_secret_and_no_sql_parameter(bot_servers, shop, fake_telegram):
+    """Telegram traffic (the bot token is part of every Bot API URL), then an order question while the
+    shop database is locked (the action's query fails with the customer's email as a bound parameter):
+    the Rasa and action server logs show the failure, but no secret and no parameter."""
+    from tests.fake_telegram_api import message_update
+    from tests.test_telegram import post, replies
+
+    chat = 424242
+    assert post(bot_servers, message_update(fake_telegram.next_update_id(), chat, "hi")).status_code == 200
+    assert replies(fake_telegram, chat)
+    email = "jane.doe@example.com"  # order 12345's customer (actions/seed.yml)
+    locked = sqlite3.connect(shop.removeprefix("sqlite:///"), timeout=30)
+    try:
+        locked.execute("BEGIN EXCLUSIVE")
+        answers = []
+        for text in ("where is my order 12345?", email):
+            reply = httpx.post(f"{bot_servers.rasa_url}/webhooks/rest/webhook",
+                               json={"sender": "locked-shop", "message": text}, timeout=120)
+            answers += [message.get("text", "") for message in reply.json()]
+    finally:
+        locked.rollback()
+        locked.close()
+    assert any("try again" in answer.lower() for answer in answers), answers
+    logs = "\n".join(path.read_text(errors="replace") for path in Path(bot_servers.supervisor.log_dir).glob("*.log"))
+    assert "locked" in logs  # the failure itself is logged
+    for name, secret in [*((name, os.environ[name]) for name in secrets.NAMES), ("telegram", fake_telegram.token)]:
+        assert secret not in logs, f"the {name} secret is in a log"
+    assert email not in logs

@@ -33,6 +33,7 @@ _CHANNEL_ARGS = [
 
 LOAD_TIMEOUT_S = 300.0
 PROBE_TIMEOUT_S = 0.25  # a live Triton answers in about a millisecond
+GRPC_API_KEY_HEADER = f"triton-grpc-protocol-{API_KEY_HEADER}"  # how Triton's gRPC server expects the restricted key
 
 
 class TritonUnavailable(RuntimeError):
@@ -64,7 +65,7 @@ class TritonNLUClient:
         """Ask Triton (explicit model control) to (re)load a model with all its versions."""
         try:
             # Each version starts a Python stub and an ONNX Runtime session: loading takes far longer than inference.
-            self._client.load_model(name, headers={API_KEY_HEADER: self._api_key},
+            self._client.load_model(name, headers={GRPC_API_KEY_HEADER: self._api_key},
                                     client_timeout=max(self.timeout_s, LOAD_TIMEOUT_S))
         except InferenceServerException as error:
             hint = "" if self._api_key else " (TRITON_API_KEY is unset: set it to the key Triton was started with)"
