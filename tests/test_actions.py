@@ -35,6 +35,11 @@ def tracker(slots: Optional[Dict[str, Any]] = None, text: str = "", intent: str 
     return Tracker(sender, dict(slots or {}), message, events or [], False, None, {}, "action_listen")
 
 
+def verified(sender: str = "customer-1", **slots: Any) -> Dict[str, Any]:
+    """Slots as the forms leave them once this conversation's customer verified the email."""
+    return {**slots, actions.VERIFIED_IN: sender}
+
+
 def run(action, slots=None, **kwargs):
     dispatcher = CollectingDispatcher()
     events = action.run(dispatcher, tracker(slots, **kwargs), DOMAIN)
@@ -71,14 +76,14 @@ def test_email_must_be_the_one_on_the_order():
     assert validate(form, "order_id", "12345") == {"order_id": "12345"}
     wrong = validate(form, "email", MIKE, {"order_id": "12345"})
     assert wrong["email"] is None and "doesn't match" in wrong["problem"]
-    assert validate(form, "email", "Jane.Doe@Example.com", {"order_id": "12345"}) == {"email": JANE}
+    assert validate(form, "email", "Jane.Doe@Example.com", {"order_id": "12345"}) == verified(email=JANE)
     assert validate(form, "email", "not an email", {"order_id": "12345"})["email"] is None
 
 
 def test_correcting_the_order_number_asks_again_for_another_customers_email():
     form = actions.ValidateOrderStatusForm()
     assert validate(form, "order_id", "98765", {"email": JANE}) == {"order_id": "98765", "email": None}
-    assert validate(form, "order_id", "100234", {"email": JANE}) == {"order_id": "100234"}
+    assert validate(form, "order_id", "100234", {"email": JANE}) == verified(order_id="100234")
 
 
 def test_another_order_request_mid_form_rejects_the_turn_and_keeps_its_order_number():
@@ -104,39 +109,39 @@ def test_another_order_request_mid_form_rejects_the_turn_and_keeps_its_order_num
 
 
 def test_order_status_tells_status_and_tracking():
-    texts, events = run(actions.ActionOrderStatus(), {"order_id": "12345", "email": JANE})
+    texts, events = run(actions.ActionOrderStatus(), verified(order_id="12345", email=JANE))
     assert "shipped" in texts[0] and "1Z999AA10123456784" in texts[0] and "UPS" in texts[0]
     assert events["order_id"] is None  # the next flow asks which order
 
 
 def test_cancel_ends_the_form_early_for_a_shipped_order_and_explains():
-    assert validate(actions.ValidateCancelOrderForm(), "email", JANE, {"order_id": "12345"}) == {
-        "email": JANE, "requested_slot": None}
-    texts, _ = run(actions.ActionCancelOrder(), {"order_id": "12345", "email": JANE})
+    assert validate(actions.ValidateCancelOrderForm(), "email", JANE, {"order_id": "12345"}) == verified(
+        email=JANE, requested_slot=None)
+    texts, _ = run(actions.ActionCancelOrder(), verified(order_id="12345", email=JANE))
     assert "already shipped" in texts[0]
     assert count(Order, number="12345", status="shipped") == 1
 
 
 def test_cancel_is_done_once_even_when_repeated():
-    slots = {"order_id": "100234", "email": JANE, "confirm_cancel": True}
+    slots = verified(order_id="100234", email=JANE, confirm_cancel=True)
     first, events = run(actions.ActionCancelOrder(), slots)
     again, _ = run(actions.ActionCancelOrder(), slots)
     assert "is cancelled" in first[0] and "$76.00" in first[0] and "already cancelled" in again[0]
     assert events == {"order_id": None, "confirm_cancel": None}
     assert count(Order, number="100234", status="cancelled") == 1 and count(Refund, order_number="100234") == 1
     # asked a third time, the form ends before the confirmation and the answer is the same
-    assert validate(actions.ValidateCancelOrderForm(), "order_id", "100234", {"email": JANE}) == {
-        "order_id": "100234", "requested_slot": None}
+    assert validate(actions.ValidateCancelOrderForm(), "order_id", "100234", {"email": JANE}) == verified(
+        order_id="100234", requested_slot=None)
 
 
 def test_declined_confirmation_changes_nothing():
-    texts, _ = run(actions.ActionCancelOrder(), {"order_id": "100234", "email": JANE, "confirm_cancel": False})
+    texts, _ = run(actions.ActionCancelOrder(), verified(order_id="100234", email=JANE, confirm_cancel=False))
     assert "won't cancel" in texts[0] and count(Order, number="100234", status="processing") == 1
 
 
 def test_return_creates_one_return_with_a_reference_even_when_repeated():
     form = actions.ValidateReturnForm()
-    slots = {"order_id": "55821", "email": MIKE}
+    slots = verified(order_id="55821", email=MIKE)
     assert validate(form, "product", "the kettle", slots) == {"product": "electric kettle"}
     assert "toaster" in validate(form, "product", "a sofa", slots)["problem"]
     slots.update(product="electric kettle", return_reason="damaged or defective")
@@ -150,9 +155,9 @@ def test_return_creates_one_return_with_a_reference_even_when_repeated():
 def test_return_outside_the_window_or_before_delivery_is_refused():
     form = actions.ValidateReturnForm()
     assert validate(form, "email", "amira@example.org", {"order_id": "31415"})["requested_slot"] is None
-    texts, _ = run(actions.ActionStartReturn(), {"order_id": "31415", "email": "amira@example.org"})
+    texts, _ = run(actions.ActionStartReturn(), verified(order_id="31415", email="amira@example.org"))
     assert "return window" in texts[0]
-    texts, _ = run(actions.ActionStartReturn(), {"order_id": "12345", "email": JANE, "product": "headphones"})
+    texts, _ = run(actions.ActionStartReturn(), verified(order_id="12345", email=JANE, product="headphones"))
     assert "hasn't been delivered" in texts[0] and count(Return) == 0
 
 
@@ -160,18 +165,19 @@ def test_address_changes_before_shipping_only():
     form = actions.ValidateChangeAddressForm()
     assert validate(form, "new_address", "nowhere")["new_address"] is None
     new = "7 Oak Avenue, Portland, OR 97201"
-    texts, _ = run(actions.ActionChangeAddress(), {"order_id": "48213", "email": MIKE, "new_address": new})
-    again, _ = run(actions.ActionChangeAddress(), {"order_id": "48213", "email": MIKE, "new_address": new})
+    texts, _ = run(actions.ActionChangeAddress(), verified(order_id="48213", email=MIKE, new_address=new))
+    again, _ = run(actions.ActionChangeAddress(), verified(order_id="48213", email=MIKE, new_address=new))
     assert "will now be delivered to" in texts[0] and "already going to" in again[0]
     assert count(Order, number="48213", shipping_address=new) == 1
-    refused, _ = run(actions.ActionChangeAddress(), {"order_id": "98765", "email": MIKE, "new_address": new})
+    refused, _ = run(actions.ActionChangeAddress(), verified(order_id="98765", email=MIKE, new_address=new))
     assert "already shipped" in refused[0] and count(Order, shipping_address=new) == 1
 
 
 def test_handoff_opens_one_ticket_per_conversation_with_a_summary():
     events = [{"event": "user", "text": "my parcel is damaged"}, {"event": "bot", "text": "Sorry to hear that."}]
-    first, _ = run(actions.ActionHumanHandoff(), {"email": JANE}, events=events, sender="c-42")
-    again, _ = run(actions.ActionHumanHandoff(), {"email": JANE}, events=events, sender="c-42")
+    slots = verified("c-42", email=JANE)
+    first, _ = run(actions.ActionHumanHandoff(), slots, events=events, sender="c-42")
+    again, _ = run(actions.ActionHumanHandoff(), slots, events=events, sender="c-42")
     assert "TCK-10001" in first[0] and "TCK-10001" in again[0] and JANE in first[0]
     with db.transaction() as session:
         ticket = session.execute(select(Ticket)).scalar_one()
@@ -181,7 +187,7 @@ def test_handoff_opens_one_ticket_per_conversation_with_a_summary():
 def test_a_database_outage_gets_an_answer_and_an_error_log(monkeypatch, tmp_path, caplog):
     monkeypatch.setenv(db.DATABASE_URL_VARIABLE, f"sqlite:///{tmp_path / 'missing' / 'shop.db'}")
     with caplog.at_level(logging.ERROR):
-        texts, _ = run(actions.ActionOrderStatus(), {"order_id": "12345", "email": JANE})
+        texts, _ = run(actions.ActionOrderStatus(), verified(order_id="12345", email=JANE))
         rejected = validate(actions.ValidateOrderStatusForm(), "order_id", "12345")
         handoff, _ = run(actions.ActionHumanHandoff(), {})
     assert texts == [actions.BACKEND_DOWN] and rejected["problem"] == actions.BACKEND_DOWN
