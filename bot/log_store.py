@@ -70,7 +70,7 @@ class LogStoreSettings:
 
 
 class RedactingSQLTrackerStore(SQLTrackerStore):
-    """`SQLTrackerStore` that replaces emails, phone and card numbers in message texts by placeholders.
+    """`SQLTrackerStore` that replaces emails, phone, card numbers and IBANs in message texts by placeholders.
 
     Only the saved copy is redacted: the turn in progress (slot mappings, forms, custom actions)
     sees what the user typed, and slot values are saved as set, so a flow that asked for an email
@@ -80,7 +80,7 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
           type: bot.log_store.RedactingSQLTrackerStore
           db: logs/conversations.db    # SQLite file; or url: postgresql://user:pw@host/db
           redact: true                 # false keeps texts as typed
-          extra_patterns: {IBAN: "..."}  # more placeholders: name -> regex
+          extra_patterns: {CUSTOMER_ID: "..."}  # more placeholders: name -> regex
 
     $LOG_STORE_URL, when set, names the database whatever `url:`, `dialect:` or `db:` say, as
     TRITON_URL does for the `triton:` section: the password stays out of endpoints.yml.

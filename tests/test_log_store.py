@@ -46,9 +46,9 @@ EMAIL, CARD, PHONE = "jane.doe@example.com", "4111 1111 1111 1111", "+1 555 123 
 PRIVATE = f"my email is {EMAIL}, card {CARD}, call me on {PHONE}"
 CONTACT = f'/share_contact{{"email": "{EMAIL}", "phone": "{PHONE}"}}'  # a button's payload
 WILL_CONTACT = "Thanks! I'll write to {email} or call you on {phone}."  # the bot's answer to it
-IBAN = "DE89370400440532013000"
-REFUND = f"please refund to {IBAN}"
-EXTRA_PATTERNS = {"IBAN": r"\b[A-Z]{2}\d{2}[A-Z0-9]{11,30}\b"}  # as in endpoints.yml's comment
+CUSTOMER_ID = "C-204815"
+REFUND = f"please refund my customer account {CUSTOMER_ID}"
+EXTRA_PATTERNS = {"CUSTOMER_ID": r"\bC-\d{6}\b"}  # as in endpoints.yml's comment
 # Texts no intent of the small bot covers; the reviewer files each backend's family under an intent.
 FAMILIES = {
     "sqlite": (["zebra umbrella violin", "zebra umbrella garden", "zebra umbrella rocket"], "goodbye"),
@@ -211,7 +211,7 @@ def rasa_server(bot: SmallBot, name: str, endpoints: str, env: Dict[str, str]) -
 def chats(small_bot, postgres, tmp_path_factory) -> Dict[str, Chat]:
     """For each backend: a REST conversation, Rasa stopped and started again, and one more message.
 
-    SQLite is the tracker_store section as shipped, plus an IBAN pattern; PostgreSQL is named by
+    SQLite is the tracker_store section as shipped, plus a customer-id pattern; PostgreSQL is named by
     $LOG_STORE_URL, which wins over the `url:` of another database left in the section.
     The PostgreSQL conversation starts once the SQLite one's Rasa is up (Triton has loaded the model
     by then); from there the two run side by side, which saves a Rasa start-up's worth of time."""
@@ -326,8 +326,9 @@ def test_bot_messages_are_stored_redacted_but_sent_as_they_were(chats, backend):
     assert not [text for text in stored if EMAIL in text or PHONE in text]
 
 
-# The SQLite section adds an IBAN pattern, the PostgreSQL one has the default patterns only.
-@pytest.mark.parametrize("backend, stored", [("sqlite", "please refund to [IBAN]"), ("postgresql", REFUND)])
+# The SQLite section adds a customer-id pattern, the PostgreSQL one has the default patterns only.
+@pytest.mark.parametrize("backend, stored", [("sqlite", "please refund my customer account [CUSTOMER_ID]"),
+                                             ("postgresql", REFUND)])
 def test_extra_patterns_in_endpoints_are_stored_as_their_placeholder(chats, small_bot, backend, stored):
     chat = chats[backend]
     extra_patterns = tracker_store_section(small_bot.project, chat.endpoints).get("extra_patterns")
