@@ -42,7 +42,7 @@ def parse_texts(
     windows = encoder.windows(texts)
     if windows.capped:
         settings = encoder.settings
-        logger.info(
+        logger.debug(
             "%d text(s) longer than %d windows of %d word pieces: entities are tagged in the first %d windows only",
             len(windows.capped), settings.max_windows, settings.max_length, settings.max_windows,
         )

@@ -360,23 +360,9 @@ TEXT_CASES = [(channel, item.name) for item in TEXTS for channel in ("rest", "so
 GARBAGE = {**{("rest", g.name): g.status for g in REST_GARBAGE}, **{("telegram", g.name): g.status for g in TELEGRAM_GARBAGE},
            ("rest", "oversized body"): 413, ("telegram", "oversized body"): 413}  # expected status
 SOCKETIO_CASES = [name for name, _ in SOCKETIO_GARBAGE] + ["no session"]
-# Failures found outside this test's files, reported; strict, so that a fix shows up as XPASS.
-SURROGATE_CRASH = ("a lone surrogate (JSON \\ud800) crashes spaCy in nlu/spacy_tokenizer.py (UnicodeEncodeError: "
-                   "surrogates not allowed): REST answers 200 [], Telegram logs that the update could not be "
-                   "answered, socket.io never answers, nothing is stored; bot/channels/text.py lets surrogates through")
-KNOWN: Dict[Tuple[str, str], str] = {
-    **{(channel, "lone surrogates"): SURROGATE_CRASH for channel in ("rest", "socketio", "telegram")},
-    ("socketio", "1M words"): "python-engineio drops the connection on a message over its max_http_buffer_size (1 MB, "
-                              "Rasa's AsyncServer default; bot/channels/socketio.py keeps it): no answer, nothing stored",
-}
 
 
-def cases(pairs):
-    return [pytest.param(*pair, marks=pytest.mark.xfail(strict=True, reason=KNOWN[pair])) if pair in KNOWN
-            else pytest.param(*pair) for pair in pairs]
-
-
-@pytest.mark.parametrize("channel, item", cases(TEXT_CASES))
+@pytest.mark.parametrize("channel, item", TEXT_CASES)
 def test_a_text_gets_a_polite_answer_in_bounded_time(run, bot_servers, channel, item):
     outcome = run.outcomes[(channel, item)]
     context = f"{channel} / {item}: {outcome}\n--- rasa.log ---\n{rasa_log_tail(bot_servers)}"
@@ -386,7 +372,7 @@ def test_a_text_gets_a_polite_answer_in_bounded_time(run, bot_servers, channel, 
     assert outcome.seconds <= ANSWER_BOUND_S, context
 
 
-@pytest.mark.parametrize("channel, item", cases(GARBAGE))
+@pytest.mark.parametrize("channel, item", GARBAGE)
 def test_transport_garbage_gets_a_clear_4xx_json_error(run, bot_servers, channel, item):
     outcome = run.outcomes[(channel, item)]
     context = f"{channel} / {item}: {outcome}"
@@ -426,7 +412,7 @@ def test_another_conversation_stays_as_fast_as_before(run):
     assert p99_during <= 2 * p99_before + LATENCY_FLOOR_S, (run.baseline_s, run.during_s)
 
 
-@pytest.mark.parametrize("channel, item", cases(TEXT_CASES))
+@pytest.mark.parametrize("channel, item", TEXT_CASES)
 def test_no_event_of_a_corpus_conversation_is_lost(run, bot_servers, channel, item):
     outcome = run.outcomes[(channel, item)]
     deadline = time.monotonic() + STORE_WAIT_S

@@ -26,6 +26,8 @@ from bot.channels.identity import MAX_ID_LENGTH, conversation_id
 from bot.channels.text import user_text
 from bot.secrets import SOCKETIO_SESSION_KEY
 
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024  # a million characters of any script, as JSON
+
 logger = logging.getLogger(__name__)
 
 
@@ -57,6 +59,9 @@ class SocketIOInput(socketio.SocketIOInput):
         # replaces its handler.
         webhook = super().blueprint(on_new_message)
         sio = self.sio
+        # engineio drops a connection whose message exceeds this (1 MB by default): the user would get
+        # no answer. Up to MAX_MESSAGE_BYTES is read, and the text then cut like every channel's.
+        sio.eio.max_http_buffer_size = MAX_MESSAGE_BYTES
 
         async def session_request(sid: Text, data: Any = None) -> None:
             session_id = self._resumable(data) or uuid.uuid4().hex
