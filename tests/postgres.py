@@ -43,9 +43,13 @@ class PostgresServer:
         if self.as_postgres:
             shutil.chown(self.base, "postgres", "postgres")
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8")
-        options = f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.base / "server.log"), "-w", "start")
+        self._serve()
         return self
+
+    def restart(self) -> None:
+        """Stop the server, which ends every client's connection, and start it again on the same data."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+        self._serve()
 
     def database(self, name: str) -> str:
         """Create an empty database; its SQLAlchemy URL."""
@@ -57,6 +61,10 @@ class PostgresServer:
             self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
         finally:
             shutil.rmtree(self.base, ignore_errors=True)
+
+    def _serve(self) -> None:
+        options = f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.base / "server.log"), "-w", "start")
 
     def _run(self, program: str, *args: str) -> None:
         command: List[str] = [str(self.bin / program), *args]
