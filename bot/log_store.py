@@ -105,14 +105,16 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
         except (ImportError, AttributeError) as error:
             # Rasa would quietly fall back to an in-memory store (and lose every conversation) on these.
             raise LogStoreError(f"Cannot open the log store configured in endpoints.yml (tracker_store): {error}") from error
-        self._hide_parameters()
+        self._remake_engine()
 
-    def _hide_parameters(self) -> None:
-        """SQLAlchemy writes a failed statement's parameters (message texts, emails) into its error,
-        and Rasa logs that error: this engine, made like Rasa's, leaves them out."""
+    def _remake_engine(self) -> None:
+        """The engine made again like Rasa's, with two changes. SQLAlchemy writes a failed statement's
+        parameters (message texts, emails) into its error, and Rasa logs that error: this engine leaves
+        them out. A database restart kills the pooled connections, and Rasa answers a failed read with a
+        fresh conversation in memory: this engine tests a pooled connection before it uses it."""
         url = self.engine.url
         self.engine.dispose()
-        self.engine = sa.create_engine(url, hide_parameters=True, **create_engine_kwargs(url))
+        self.engine = sa.create_engine(url, hide_parameters=True, pool_pre_ping=True, **create_engine_kwargs(url))
         self.sessionmaker = sessionmaker(bind=self.engine)
 
     def _additional_events(self, session: Any, tracker: DialogueStateTracker) -> Iterator[Event]:
