@@ -29,14 +29,14 @@ SECRETS_FILE = "secrets.env"
 
 def generate() -> Dict[str, str]:
     """A fresh value for every secret."""
-    return {name: secrets.token_urlsafe(32) for name in NAMES}
+    return {name: secrets.token_hex(32) for name in NAMES}
 
 
 def load(run_dir: Path) -> Dict[str, str]:
     """Every secret: from the environment, else from <run_dir>/secrets.env, else a new one written there."""
     path = run_dir / SECRETS_FILE
     stored = _read(path)
-    kept = {name: stored.get(name) or secrets.token_urlsafe(32) for name in NAMES if not os.environ.get(name)}
+    kept = {name: stored.get(name) or secrets.token_hex(32) for name in NAMES if not os.environ.get(name)}
     if kept != {name: stored[name] for name in kept if name in stored}:
         _write(path, {**stored, **kept})
     return {name: os.environ.get(name) or kept[name] for name in NAMES}

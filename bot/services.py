@@ -64,7 +64,7 @@ def rasa(
     name: str = "rasa",
 ) -> Service:
     """`rasa run --enable-api` with the auth token; CORS for `cors` origins only (none by default)."""
-    command = [RASA, "run", "--enable-api", "--auth-token", auth_token, "--interface", host, "--port", str(port),
+    command = [RASA, "run", "--enable-api", f"--auth-token={auth_token}", "--interface", host, "--port", str(port),
                "--endpoints", endpoints, "--credentials", credentials]
     if model is not None:
         command += ["--model", str(model)]
