@@ -23,6 +23,7 @@ import yaml
 from bot import secrets, services
 from bot.supervisor import Supervisor
 from tests.fake_telegram_api import FakeTelegramApi
+from tests.postgres import PostgresServer
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -153,6 +154,14 @@ def trained_bot(tmp_path_factory, triton) -> TrainedBot:
     project = write_project(tmp_path_factory.mktemp("bot"), triton, FAST_NLU)
     result = rasa("train", "--fixed-model-name", "bot", cwd=project)
     return TrainedBot(project, project / "models" / "bot.tar.gz", result.stdout + result.stderr)
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL (Debian's packages) of the test module's own."""
+    server = PostgresServer(free_port()).start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

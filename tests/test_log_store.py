@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import httpx
 import pytest
@@ -37,7 +37,6 @@ from bot.redaction import Redactor
 from bot import services
 from bot.supervisor import Service, Supervisor
 from tests.conftest import FAST_NLU, RASA_TOKEN, ROOT, free_port, rasa, write_project
-from tests.postgres import PostgresServer
 
 BACKENDS = ["sqlite", "postgresql"]
 URL_VARIABLE = "LOG_STORE_URL"  # the name the README gives it
@@ -142,13 +141,6 @@ class Chat:
 class SmallBot:
     project: Path
     model: Path
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    server = PostgresServer(free_port()).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -9,15 +9,13 @@ functions in threads on SQLite; the CLI as an operator starts it.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import os
 import subprocess
 import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Set
+from typing import Callable, Dict, Iterator, List
 
 import httpx
 import pytest
@@ -36,7 +34,7 @@ from actions.models import OPEN, Order, Refund, Return, Ticket, reference
 from actions.server import TOKEN_VARIABLE
 from bot.supervisor import Service, Supervisor
 from tests.conftest import ROOT, free_port
-from tests.postgres import PostgresServer
+from tests.listeners import listening_addresses
 
 TOKEN = "integrity-test-secret"
 JANE, MIKE = "jane.doe@example.com", "mike.chen@example.com"
@@ -58,19 +56,6 @@ def action_server(name: str, port: int, env: Dict[str, str], *flags: str, host: 
                    f"http://{host}:{port}/health", env=env, cwd=ROOT)
 
 
-def listening_addresses(port: int) -> Set[str]:
-    """The local addresses with a TCP socket listening on `port` (from /proc/net/tcp and tcp6)."""
-    found = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            local, state = line.split()[1], line.split()[3]
-            address, hex_port = local.split(":")
-            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
-                raw = b"".join(bytes.fromhex(address[i:i + 8])[::-1] for i in range(0, len(address), 8))
-                found.add(str(ipaddress.ip_address(raw)))
-    return found
-
-
 def action_call(action: str, sender: str, slots: Dict, said: str = "yes", intent: str = "affirm") -> Dict:
     """The JSON Rasa posts to /webhook (rasa.core.actions.action.RemoteAction._action_call_format)
     for a conversation with `slots` filled whose user just said `said`; an email in `slots` is one
@@ -89,13 +74,6 @@ def action_call(action: str, sender: str, slots: Dict, said: str = "yes", intent
 def count(url: str, model, **where) -> int:
     with db.transaction(url) as session:
         return session.scalar(select(func.count()).select_from(model).filter_by(**where))
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    server = PostgresServer(free_port()).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")
