@@ -125,7 +125,7 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(trained_bot, triton, tmp_path_factory) -> Iterator[Stack]:
+def stack(trained_bot, triton, postgres, tmp_path_factory) -> Iterator[Stack]:
     base = tmp_path_factory.mktemp("faults")
     project = copy_project(trained_bot, base / "project")
     shop_path = project / "shop.db"
@@ -133,8 +133,6 @@ def stack(trained_bot, triton, tmp_path_factory) -> Iterator[Stack]:
     db.make_engine(shop_url).dispose()  # the file exists before a test locks it
     rasa_port, actions_port = free_port(), free_port()
     with ExitStack() as cleanup:
-        postgres = PostgresServer(free_port()).start()
-        cleanup.callback(postgres.stop)
         proxy = CountingProxy(f"http://127.0.0.1:{actions_port}")
         cleanup.callback(proxy.server_close)
         cleanup.callback(proxy.shutdown)
