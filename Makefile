@@ -13,11 +13,12 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export TOKENIZERS_PARALLELISM := false
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: help setup system-deps train run shell triton telegram test test-fast bench clean
+.PHONY: help setup system-deps train run shell triton telegram lint format test test-fast bench clean
 
 help:
 	@echo "make run    set up, train if the data changed, start Triton + actions + Rasa, print where to chat"
 	@echo "make test   set up and run the whole test suite (in a random order; the seed is printed first)"
+	@echo "make lint   ruff (lint and format check) and mypy over the code base; part of make test"
 	@echo "make test-fast  the tests that train nothing and start no server (the lane for daily work)"
 	@echo "make bench  fine-tune and compare against Rasa's DIET pipeline on ../shared/datasets"
 	@echo "make shell  chat in the terminal with the bot that 'make run' serves (second shell)"
@@ -63,7 +64,18 @@ telegram: setup
 system-deps:
 	@scripts/system-deps.sh test
 
-test: system-deps setup
+# The style contract in pyproject.toml: ruff's rules and format, mypy's types. `make format` fixes
+# what ruff can.
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: setup
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: system-deps setup lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The lane for daily work: every test that needs no Triton, so trains nothing and starts no server.
