@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import socket
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, List
+from typing import Dict, Iterable, Iterator
 
 import httpx
 
@@ -24,20 +23,11 @@ class TritonEndpoint:
     repository: Path
 
 
-def free_ports(count: int) -> List[int]:
-    """`count` distinct ports free right now (all held open together while choosing)."""
-    with ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for s in sockets:
-            s.bind(("localhost", 0))
-        return [s.getsockname()[1] for s in sockets]
-
-
 @contextmanager
 def triton_server(repository: Path, log_dir: Path, env: Dict[str, str], timeout_s: float = 300.0) -> Iterator[TritonEndpoint]:
     """`python -m bot triton` on free ports serving `repository`; stopped on exit. `env` holds the
     secrets (bench_environment)."""
-    http_port, grpc_port, metrics_port = free_ports(3)
+    http_port, grpc_port, metrics_port = services.free_ports(3)
     service = services.triton(http_port, grpc_port, metrics_port, repository=repository, env=env)
     with _running(service, log_dir, timeout_s):
         yield TritonEndpoint(f"localhost:{grpc_port}", http_port, repository)
@@ -46,7 +36,7 @@ def triton_server(repository: Path, log_dir: Path, env: Dict[str, str], timeout_
 @contextmanager
 def rasa_server(model: Path, log_dir: Path, env: Dict[str, str], timeout_s: float = 600.0) -> Iterator[str]:
     """`rasa run --enable-api -m MODEL` on a free port; yields its base URL, stopped on exit."""
-    (port,) = free_ports(1)
+    (port,) = services.free_ports(1)
     service = services.rasa(port, env[secrets.RASA_AUTH_TOKEN], env["RASA_ENDPOINTS"], model=model, env=env,
                             name=f"rasa-{model.stem.split('.')[0]}")
     with _running(service, log_dir, timeout_s):

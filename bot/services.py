@@ -8,9 +8,11 @@ key the NLU component sends (bot/secrets.py names them all).
 
 from __future__ import annotations
 
+import socket
 import sys
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from bot.supervisor import Service
 
@@ -22,6 +24,16 @@ RASA = str(Path(sys.executable).with_name("rasa"))
 def reachable(host: str) -> str:
     """The address a local client uses for a service bound to `host` (0.0.0.0 and :: mean all)."""
     return LOCALHOST if host in ("0.0.0.0", "::", "") else host
+
+
+def free_ports(count: int) -> List[int]:
+    """`count` distinct loopback ports free right now (held open together while choosing), for
+    services started on ports nobody configured: the bench's and the tests'."""
+    with ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for s in sockets:
+            s.bind((LOCALHOST, 0))
+        return [s.getsockname()[1] for s in sockets]
 
 
 def triton(
