@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-import yaml
+from rasa.shared.utils.io import read_config_file
 
 DEFAULT_ENDPOINTS = "endpoints.yml"
 
@@ -32,12 +32,12 @@ class TritonSettings:
 
     @classmethod
     def load(cls, endpoints: Optional[str] = None) -> "TritonSettings":
-        """Settings from endpoints.yml, then TRITON_URL / TRITON_MODEL_REPOSITORY / TRITON_TIMEOUT; the API
+        """Settings from endpoints.yml (${VARIABLES} substituted), then TRITON_URL / TRITON_MODEL_REPOSITORY / TRITON_TIMEOUT; the API
         key only from TRITON_API_KEY (a secret: never in a file Rasa users commit)."""
         path = Path(endpoints or endpoints_path())
         section: Dict[str, Any] = {}
         if path.is_file():
-            section = (yaml.safe_load(path.read_text()) or {}).get("triton") or {}
+            section = read_config_file(str(path)).get("triton") or {}  # ${VARIABLES} substituted, as Rasa does
         url = os.environ.get("TRITON_URL", section.get("url", cls.url))
         return cls(
             url=url,

@@ -4,6 +4,8 @@ tests/test_bot.py and tests/test_run.py (a decoy ./endpoints.yml beside the file
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -47,3 +49,14 @@ def test_environment_variables_override_the_triton_section(tmp_path, monkeypatch
     monkeypatch.setenv("TRITON_TIMEOUT", "4.5")
     settings = TritonSettings.load(str(endpoints))
     assert (settings.url, settings.timeout_s) == ("localhost:8101", 4.5)
+
+
+def test_variables_in_the_triton_section_are_substituted_as_rasa_does(tmp_path, monkeypatch):
+    endpoints = tmp_path / "endpoints.yml"
+    endpoints.write_text("triton:\n  url: ${TRITON_HOST}:9001\n  model_repository: ${MODELS_DIR}/triton\n")
+    monkeypatch.setenv("TRITON_HOST", "triton.internal")
+    monkeypatch.setenv("MODELS_DIR", "/srv/models")
+    for name in ("TRITON_URL", "TRITON_MODEL_REPOSITORY"):
+        monkeypatch.delenv(name, raising=False)
+    settings = TritonSettings.load(str(endpoints))
+    assert (settings.url, settings.model_repository) == ("triton.internal:9001", Path("/srv/models/triton"))
