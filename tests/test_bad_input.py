@@ -32,7 +32,7 @@ import numpy as np
 import pytest
 import socketio
 
-from bot.telegram_settings import SECRET_HEADER, WEBHOOK_PATH, TelegramSettings
+from bot.telegram.settings import SECRET_HEADER, WEBHOOK_PATH, TelegramSettings
 from tests.bad_input import OVERSIZED, REST_GARBAGE, SOCKETIO_GARBAGE, TELEGRAM_GARBAGE, TEXTS, Garbage, Text, json_bytes
 from tests.fake_telegram_api import message_update
 

@@ -20,10 +20,10 @@ import yaml
 
 from actions import faq
 from actions.actions import AskOrderId
-from bot.telegram_channel import TelegramInput, TelegramOutput
-from bot.telegram_format import split_message, to_markdown_v2
-from bot.telegram_settings import SECRET_HEADER, WEBHOOK_PATH, TelegramSettings
-from bot.log_secrets import hide_in_logs
+from bot.telegram.channel import TelegramInput, TelegramOutput
+from bot.telegram.format import split_message, to_markdown_v2
+from bot.telegram.log_secrets import hide_in_logs
+from bot.telegram.settings import SECRET_HEADER, WEBHOOK_PATH, TelegramSettings
 from tests.conftest import RASA_TOKEN, ROOT
 from tests.fake_telegram_api import callback_update, markdown_v2_error, message_update, visible_length
 

@@ -1,4 +1,4 @@
-"""Rasa input channels for REST and socket.io (Telegram's is bot/telegram_channel.py), and what
+"""Rasa input channels for REST and socket.io (Telegram's is bot/telegram/channel.py), and what
 every channel shares: conversation ids that say which channel they belong to, user text cleaned
 before Rasa sees it, and an apology instead of silence when a custom action cannot run."""
 

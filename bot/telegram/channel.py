@@ -28,9 +28,9 @@ from telegram.error import TelegramError
 
 from bot.channels.identity import conversation_id, local_id
 from bot.channels.text import user_text
-from bot.log_secrets import hide_in_logs
-from bot.telegram_format import split_message, to_markdown_v2
-from bot.telegram_settings import ALLOWED_UPDATES, SECRET_HEADER, WEBHOOK_PATH, TelegramSettings
+from bot.telegram.format import split_message, to_markdown_v2
+from bot.telegram.log_secrets import hide_in_logs
+from bot.telegram.settings import ALLOWED_UPDATES, SECRET_HEADER, WEBHOOK_PATH, TelegramSettings
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ def _is_start_command(text: str) -> bool:
 
 
 class TelegramInput(InputChannel):
-    """The `bot.telegram_channel.TelegramInput` entry of credentials.yml (settings: environment)."""
+    """The `bot.telegram.channel.TelegramInput` entry of credentials.yml (settings: environment)."""
 
     @classmethod
     def name(cls) -> Text:

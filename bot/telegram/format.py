@@ -10,10 +10,11 @@ from __future__ import annotations
 import re
 from typing import List
 
+from telegram.helpers import escape_markdown
+
 MAX_MESSAGE_LENGTH = 4096
 _BREAKS = ("\n\n", "\n", " ")  # preferred places to cut a long text, best first
 
-_SPECIAL = re.compile(r"([_*\[\]()~`>#+\-=|{}.!\\])")
 _MARKDOWN = re.compile(
     r"\[(?P<label>[^\]\n]+)\]\((?P<url>https?://[^)\s]+)\)"
     r"|\*\*(?P<bold>[^*\n]+)\*\*"
@@ -23,27 +24,22 @@ _MARKDOWN = re.compile(
 )
 
 
-def escape(text: str) -> str:
-    """Plain text, safe to put anywhere in a MarkdownV2 message."""
-    return _SPECIAL.sub(r"\\\1", text)
-
-
 def to_markdown_v2(text: str) -> str:
     """The text with its simple Markdown as MarkdownV2 entities and everything else escaped."""
     parts, done = [], 0
     for match in _MARKDOWN.finditer(text):
-        parts.append(escape(text[done:match.start()]))
+        parts.append(escape_markdown(text[done:match.start()], version=2))
         if match["label"] is not None:
-            url = match["url"].replace("\\", "\\\\").replace(")", "\\)")
-            parts.append(f"[{escape(match['label'])}]({url})")
+            url = escape_markdown(match["url"], version=2, entity_type="text_link")
+            parts.append(f"[{escape_markdown(match['label'], version=2)}]({url})")
         elif match["bold"] is not None:
-            parts.append(f"*{escape(match['bold'])}*")
+            parts.append(f"*{escape_markdown(match['bold'], version=2)}*")
         elif match["code"] is not None:
-            parts.append("`" + match["code"].replace("\\", "\\\\").replace("`", "\\`") + "`")
+            parts.append(f"`{escape_markdown(match['code'], version=2, entity_type='code')}`")
         else:
-            parts.append(f"_{escape(match['star'] or match['under'])}_")
+            parts.append(f"_{escape_markdown(match['star'] or match['under'], version=2)}_")
         done = match.end()
-    parts.append(escape(text[done:]))
+    parts.append(escape_markdown(text[done:], version=2))
     return "".join(parts)
 
 

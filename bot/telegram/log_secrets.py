@@ -1,6 +1,10 @@
 """Keep a secret out of the logs: Telegram's bot token is part of every Bot API URL, which httpx
 logs at INFO ("HTTP Request: POST https://api.telegram.org/bot<token>/sendMessage ...") and an
-error may quote."""
+error may quote.
+
+It belongs to the Telegram package: the bot token is what it hides, and only the Telegram channel
+and poller install it. It guards the processes' log lines, not the conversation log
+(bot/conversation_log/), which keeps what users and the bot said."""
 
 from __future__ import annotations
 

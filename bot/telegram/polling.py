@@ -17,8 +17,8 @@ import httpx
 from telegram import Bot, Update
 from telegram.error import InvalidToken, TelegramError
 
-from bot.log_secrets import hide_in_logs
-from bot.telegram_settings import ALLOWED_UPDATES, SECRET_HEADER, WEBHOOK_PATH, TelegramSettings
+from bot.telegram.log_secrets import hide_in_logs
+from bot.telegram.settings import ALLOWED_UPDATES, SECRET_HEADER, WEBHOOK_PATH, TelegramSettings
 
 logger = logging.getLogger(__name__)
 
