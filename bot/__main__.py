@@ -20,8 +20,10 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from bot import log_cli, secrets, services, telegram_polling, widget_server
+from bot import secrets, services, widget_server
+from bot.conversation_log import cli as conversation_log_cli
 from bot.supervisor import ServiceFailed, Supervisor, exit_on_sigterm
+from bot.telegram import polling as telegram_polling
 from nlu.triton import server as triton_server
 from nlu.settings import TritonSettings
 
@@ -156,7 +158,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     shared = commands.add_parser("secrets", help="print the services' shared secrets as shell exports (generated once)")
     shared.set_defaults(handler=print_secrets)
 
-    log_cli.add_commands(commands)
+    conversation_log_cli.add_commands(commands)
 
     # `--endpoints` may also follow the command (python -m bot triton --endpoints e.yml).
     for sub in (serve, start):

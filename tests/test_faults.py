@@ -36,8 +36,8 @@ from actions.actions import BACKEND_DOWN, AskConfirmCancel, AskEmail
 from actions.models import Order, Refund
 from bot import services
 from bot.channels.action_failures import APOLOGY
-from bot.log_store import URL_VARIABLE
-from bot.redaction import Redactor
+from bot.conversation_log.redaction import Redactor
+from bot.conversation_log.store import URL_VARIABLE
 from bot.supervisor import Service, Supervisor
 from tests.conftest import RASA_TOKEN, ROOT, copy_project, free_port
 from tests.postgres import PostgresServer

@@ -33,8 +33,8 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from bot.redaction import Redactor
 from bot import services
+from bot.conversation_log.redaction import Redactor
 from bot.supervisor import Service, Supervisor
 from tests.conftest import FAST_NLU, RASA_TOKEN, ROOT, free_port, rasa, write_project
 
@@ -414,8 +414,8 @@ def test_a_slot_filled_from_an_email_survives_save_and_retrieve(backend, postgre
     from rasa.shared.core.domain import Domain
     from rasa.shared.core.events import SlotSet, UserUttered
 
-    from bot import story_export
-    from bot.log_store import RedactingSQLTrackerStore, read_events
+    from bot.conversation_log import story_export
+    from bot.conversation_log.store import RedactingSQLTrackerStore, read_events
 
     url = postgres.database("slots") if backend == "postgresql" else f"sqlite:///{tmp_path / 'slots.db'}"
     domain = Domain.from_dict({"entities": ["email"], "slots": {
@@ -445,7 +445,7 @@ def test_a_slot_filled_from_an_email_survives_save_and_retrieve(backend, postgre
 def test_review_export_lists_the_least_confident_first(reviews, backend, tmp_path):
     from rasa.shared.nlu.training_data.loading import load_data
 
-    from bot.review_export import normalized
+    from bot.conversation_log.review_export import normalized
 
     review = reviews[backend]
     found = examples(review)
@@ -503,7 +503,7 @@ def test_report_counts_conversations_intents_and_confidence(chats, small_bot, ba
 def test_reviewed_exports_in_data_retrain_the_corrected_intents(chats, reviews, small_bot, triton, tmp_path, monkeypatch):
     from rasa.core.agent import Agent
 
-    from bot.review_export import normalized
+    from bot.conversation_log.review_export import normalized
 
     project = tmp_path / "project"
     shutil.copytree(small_bot.project, project, ignore=shutil.ignore_patterns("models", "logs", ".rasa"))

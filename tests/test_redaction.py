@@ -1,6 +1,7 @@
 """Personal data out of the conversation log: what becomes a placeholder and what stays (examples,
 and properties of generated messages), that hostile text cannot stall the tracker store's save,
-and that the log store's database errors carry no message text."""
+that the log store's database errors carry no message text, and that the store's old class path
+stops Rasa instead of leaving it to keep conversations in memory."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from rasa.core.tracker_store import create_tracker_store
+from rasa.utils.endpoints import EndpointConfig
 
-from bot.log_store import RedactingSQLTrackerStore
-from bot.redaction import Redactor
+from bot.conversation_log.redaction import Redactor
+from bot.conversation_log.store import LogStoreError, RedactingSQLTrackerStore
 
 EMAIL = "jane.doe@example.com"
 PRIVATE = f"my email is {EMAIL}, card 4111 1111 1111 1111, call me on +1 555 123 4567"
@@ -234,3 +237,9 @@ def test_database_errors_of_the_log_store_carry_no_message_text(tmp_path):
         with store.session_scope() as session:
             session.execute(statement, {"data": PRIVATE})
     assert "hidden" in str(failure.value) and EMAIL not in str(failure.value)
+
+
+def test_the_old_class_path_of_the_log_store_stops_rasa_naming_the_new_one():
+    """Rasa would answer a tracker_store type it cannot import with an in-memory store."""
+    with pytest.raises(LogStoreError, match=r"bot\.conversation_log\.store\.RedactingSQLTrackerStore"):
+        create_tracker_store(EndpointConfig(type="bot.log_store.RedactingSQLTrackerStore"))

@@ -39,9 +39,9 @@ def _period(since: Optional[float], until: Optional[float]) -> str:
 def export(args: argparse.Namespace) -> int:
     from rasa.shared.core.domain import Domain
 
-    from bot import review_export, story_export
-    from bot.log_store import LogStoreSettings, read_events
-    from bot.logged_messages import logged_messages
+    from bot.conversation_log import review_export, story_export
+    from bot.conversation_log.logged_messages import logged_messages
+    from bot.conversation_log.store import LogStoreSettings, read_events
 
     settings = LogStoreSettings.load(args.endpoints, args.url)
     if args.stories:
@@ -63,12 +63,12 @@ def export(args: argparse.Namespace) -> int:
 
 
 def report(args: argparse.Namespace) -> int:
-    from bot import log_report
-    from bot.log_store import LogStoreSettings, read_events
+    from bot.conversation_log.report import build, write
+    from bot.conversation_log.store import LogStoreSettings, read_events
 
     settings = LogStoreSettings.load(args.endpoints, args.url)
     events = read_events(settings.url, args.since, args.until)
-    paths = log_report.write(log_report.build(events, _period(args.since, args.until)), args.out_dir)
+    paths = write(build(events, _period(args.since, args.until)), args.out_dir)
     print("Wrote " + " and ".join(str(p) for p in paths))
     return 0
 
@@ -79,7 +79,7 @@ def _exit_on_log_error(command: Callable[[argparse.Namespace], int]) -> Callable
 
     def run(args: argparse.Namespace) -> int:
         _hide_deprecation_warnings()
-        from bot.log_store import LogStoreError
+        from bot.conversation_log.store import LogStoreError
 
         try:
             return command(args)

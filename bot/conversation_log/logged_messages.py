@@ -7,7 +7,7 @@ from typing import Any, Dict, Iterable, List, Optional
 
 from rasa.shared.constants import DEFAULT_NLU_FALLBACK_INTENT_NAME as FALLBACK_INTENT, INTENT_MESSAGE_PREFIX
 
-from bot.log_store import StoredEvent
+from bot.conversation_log.store import StoredEvent
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from typing import List
 
 import numpy as np
 
-from bot.log_store import StoredEvent
-from bot.logged_messages import FALLBACK_INTENT, logged_messages
+from bot.conversation_log.logged_messages import FALLBACK_INTENT, logged_messages
+from bot.conversation_log.store import StoredEvent
 
 BINS = np.linspace(0.0, 1.0, 11)
 

@@ -19,8 +19,8 @@ from typing import Any, Dict, Iterable, List, Set, Tuple
 from rasa.shared.importers.rasa import RasaFileImporter
 from rasa.shared.nlu.training_data.formats.readerwriter import TrainingDataWriter
 
-from bot.logged_messages import LoggedMessage
-from bot.redaction import Redactor
+from bot.conversation_log.logged_messages import LoggedMessage
+from bot.conversation_log.redaction import Redactor
 
 HEADER = """\
 # Real user messages from the conversation log ({period}), for review.

@@ -22,7 +22,7 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.utils.io import read_config_file
 from sqlalchemy.orm import sessionmaker
 
-from bot.redaction import Redactor
+from bot.conversation_log.redaction import Redactor
 
 URL_VARIABLE = "LOG_STORE_URL"
 DEFAULT_DB = "logs/conversations.db"
@@ -77,7 +77,7 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
     can use it in later turns. Configured in endpoints.yml:
 
         tracker_store:
-          type: bot.log_store.RedactingSQLTrackerStore
+          type: bot.conversation_log.store.RedactingSQLTrackerStore
           db: logs/conversations.db    # SQLite file; or url: postgresql://user:pw@host/db
           redact: true                 # false keeps texts as typed
           extra_patterns: {CUSTOMER_ID: "..."}  # more placeholders: name -> regex

@@ -15,9 +15,9 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.core.training_data.story_writer.yaml_story_writer import YAMLStoryWriter
 
-from bot.log_store import StoredEvent
-from bot.redaction import Redactor
-from bot.review_export import exportable
+from bot.conversation_log.redaction import Redactor
+from bot.conversation_log.review_export import exportable
+from bot.conversation_log.store import StoredEvent
 
 SESSION_STARTED = "session_started"
 
