@@ -46,11 +46,14 @@ FAST_POLICIES = [
 ]
 
 
+# The fixtures that make a test `slow`: Triton (every trained model and Rasa server needs it),
+# PostgreSQL and the browser. `make test-fast` (-m "not slow") runs the rest in a few minutes.
+SLOW_FIXTURES = {"triton", "postgres", "browser"}
+
+
 def pytest_collection_modifyitems(items) -> None:
-    """Every test that needs the Triton server trains models or starts servers: mark it `slow`, so
-    that `make test-fast` (-m "not slow") runs the rest in a few minutes."""
     for item in items:
-        if "triton" in item.fixturenames:
+        if SLOW_FIXTURES.intersection(item.fixturenames):
             item.add_marker(pytest.mark.slow)
 
 

@@ -192,7 +192,7 @@ def test_identical_writes_in_threads_on_sqlite_wait_for_each_other(tmp_path, mon
     assert count(None, Ticket) == 1
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])  # slow: PostgreSQL
 def test_the_database_refuses_a_second_effect_itself(backend, request, tmp_path, monkeypatch):
     """The last line of defence, should a write ever skip its lock: a second cancellation refund,
     a second refund for a return and a second open ticket of a conversation are refused."""
