@@ -1,10 +1,10 @@
 """What the assistant may do in the shop, each as one transaction that is safe to repeat.
 
 Every operation verifies the customer (order number and the order's email), answers with plain
-data (no database objects leave this module) and raises a `ShopError` whose message can be shown
-to the customer as it is. Repeating a write finds the first one's result instead of doing it twice,
-also when the repeat runs at the same moment in another process: a write locks the order it reads
-(actions/db.py), and should a race still slip through, the database's unique indexes
+data (no database objects leave this module) and raises a `ShopError` that names the response in
+domain.yml which tells the customer why. Repeating a write finds the first one's result instead of
+doing it twice, also when the repeat runs at the same moment in another process: a write locks the
+order it reads (actions/db.py), and should a race still slip through, the database's unique indexes
 (actions/models.py) refuse the second effect and the write answers with the first one's result.
 """
 
@@ -12,25 +12,32 @@ from __future__ import annotations
 
 import functools
 import logging
-import re
 from dataclasses import dataclass
 from datetime import date
-from typing import Callable, Optional, Tuple, TypeVar
+from typing import Any, Callable, Optional, Tuple, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError, StatementError
 from sqlalchemy.orm import Session
 
+from actions.answers import match_product
 from actions.db import transaction
 from actions.models import CANCELLED, DELIVERED, OPEN, PROCESSING, Order, Refund, Return, Ticket, dollars, reference
 
 logger = logging.getLogger(__name__)
 
 RETURN_WINDOW_DAYS = 30
+BACKEND_DOWN = "utter_backend_down"  # the response that apologises for a failed database
 
 
 class ShopError(Exception):
-    """A request the shop cannot fulfil; the message is written for the customer."""
+    """A request the shop cannot fulfil: `response` names the response in domain.yml that tells the
+    customer why, filled with `values` (never personal data: Rasa logs them unredacted). The
+    message is for the log."""
+
+    def __init__(self, response: str, log: str = "", **values: Any) -> None:
+        super().__init__(log or f"{response} {values}")
+        self.response, self.values = response, values
 
 
 class OrderNotFound(ShopError):
@@ -48,22 +55,20 @@ class NotAllowed(ShopError):
 class BackendUnavailable(ShopError):
     """The database failed; the customer should try again later or ask for a person."""
 
+    def __init__(self, failure: str) -> None:
+        super().__init__(BACKEND_DOWN, failure)
+
 
 @dataclass(frozen=True)
 class OrderInfo:
     number: str
     status: str
-    customer_name: str
-    email: str
-    placed_on: date
     shipped_on: Optional[date]
     delivered_on: Optional[date]
     expected_on: Optional[date]
-    shipping_address: str
     carrier: Optional[str]
     tracking_number: Optional[str]
     products: Tuple[str, ...]
-    total: str  # "$76.00"
     returns: Tuple[str, ...]  # "RET-10001 (toaster, requested)"
     refunds: Tuple[str, ...]  # "$45.00 pending"
 
@@ -126,37 +131,19 @@ def _first_one_wins(write: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
-def first_value(value: object) -> str:
-    """A slot filled from several entities holds a list; the first is what the user meant."""
-    if isinstance(value, list):
-        value = value[0] if value else None
-    return str(value or "")
-
-
-def normalize_order_number(value: object) -> Optional[str]:
-    """"#a-7781 " -> "A-7781"; None for nothing usable."""
-    cleaned = re.sub(r"\s+", "", first_value(value)).lstrip("#").upper()
-    return cleaned or None
-
-
-def normalize_email(value: object) -> Optional[str]:
-    cleaned = first_value(value).strip().strip(".,;<>").lower()
-    return cleaned if re.fullmatch(r"[^@\s]+@[^@\s]+\.[a-z]{2,}", cleaned) else None
-
-
 def _order(session: Session, number: str, lock: bool = False) -> Order:
     """The order; with `lock`, its row stays locked until the transaction ends (FOR UPDATE on
     PostgreSQL; SQLite's write transaction locks the whole database anyway)."""
     order = session.get(Order, number, with_for_update=True if lock else None, populate_existing=lock)
     if order is None:
-        raise OrderNotFound(f"I couldn't find an order with the number {number}.")
+        raise OrderNotFound("utter_order_not_found", order_id=number)
     return order
 
 
 def _verified(session: Session, number: str, email: str, lock: bool = False) -> Order:
     order = _order(session, number, lock)
     if order.customer.email.lower() != (email or "").strip().lower():
-        raise EmailMismatch(f"That email address doesn't match the one on order {number}.")
+        raise EmailMismatch("utter_email_mismatch", order_id=number)
     return order
 
 
@@ -164,17 +151,12 @@ def _info(order: Order) -> OrderInfo:
     return OrderInfo(
         number=order.number,
         status=order.status,
-        customer_name=order.customer.name,
-        email=order.customer.email,
-        placed_on=order.placed_on,
         shipped_on=order.shipped_on,
         delivered_on=order.delivered_on,
         expected_on=order.expected_on,
-        shipping_address=order.shipping_address,
         carrier=order.carrier,
         tracking_number=order.tracking_number,
         products=tuple(item.product for item in order.items),
-        total=dollars(order.total_cents),
         returns=tuple(f"{r.reference} ({r.item.product}, {r.status})" for r in order.returns),
         refunds=tuple(f"{dollars(r.amount_cents)} {r.status.replace('_', ' ')}" for r in order.refunds),
     )
@@ -193,56 +175,32 @@ def verify(number: str, email: str) -> OrderInfo:
         return _info(_verified(session, number, email))
 
 
-def cancellation_problem(order: OrderInfo) -> Optional[str]:
+def cancellation_problem(order: OrderInfo) -> Optional[NotAllowed]:
+    """Why the order cannot be cancelled; None when it can."""
     if order.status == PROCESSING:
         return None
-    if order.status == CANCELLED:
-        return f"Order {order.number} is already cancelled."
-    return (
-        f"Order {order.number} has already shipped, so it can't be cancelled anymore. "
-        "Once it arrives you can return it for a refund."
-    )
+    return NotAllowed("utter_already_cancelled" if order.status == CANCELLED else "utter_cancel_too_late",
+                      order_id=order.number)
 
 
-def address_change_problem(order: OrderInfo) -> Optional[str]:
+def address_change_problem(order: OrderInfo) -> Optional[NotAllowed]:
+    """Why the order's delivery address cannot change; None when it can."""
     if order.status == PROCESSING:
         return None
-    if order.status == CANCELLED:
-        return f"Order {order.number} is cancelled, so there is no delivery to change."
-    return (
-        f"Order {order.number} has already shipped, so I can't change its address anymore. "
-        "The carrier's tracking page may let you redirect the parcel."
-    )
+    return NotAllowed("utter_address_of_cancelled_order" if order.status == CANCELLED
+                      else "utter_address_change_too_late", order_id=order.number)
 
 
-def return_problem(order: OrderInfo, today: Optional[date] = None) -> Optional[str]:
+def return_problem(order: OrderInfo, today: Optional[date] = None) -> Optional[NotAllowed]:
+    """Why the order's items cannot be returned; None when they can."""
     today = today or date.today()
     if order.status != DELIVERED or order.delivered_on is None:
-        return (
-            f"Order {order.number} hasn't been delivered yet ({order.status}), so it can't be returned yet. "
-            + ("You can still cancel it instead." if order.status == PROCESSING else "")
-        ).strip()
+        return NotAllowed("utter_return_not_shipped" if order.status == PROCESSING else "utter_return_not_delivered",
+                          order_id=order.number, status=order.status)
     if (today - order.delivered_on).days > RETURN_WINDOW_DAYS:
-        return (
-            f"Order {order.number} was delivered on {order.delivered_on:%B %d, %Y}, more than "
-            f"{RETURN_WINDOW_DAYS} days ago, so it's outside our return window."
-        )
+        return NotAllowed("utter_return_too_late", order_id=order.number, days=RETURN_WINDOW_DAYS,
+                          delivered_on=f"{order.delivered_on:%B %d, %Y}")
     return None
-
-
-def match_product(products: Tuple[str, ...], wanted: str) -> Optional[str]:
-    """The order's product that the customer's words name ("the shoes" -> "blue running shoes")."""
-    words = _words(wanted)
-    scored = [(len(words & _words(product)), product) for product in products]
-    best = max(scored, default=(0, None))
-    return best[1] if best[0] > 0 and [s for s, _ in scored].count(best[0]) == 1 else None
-
-
-_FILLER = {"the", "a", "an", "my", "of", "from", "for", "one", "pair", "set", "this", "that", "it", "i", "order"}
-
-
-def _words(text: str) -> set:
-    return {w.rstrip("s") for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in _FILLER}
 
 
 @_backend
@@ -255,7 +213,7 @@ def cancel_order(number: str, email: str) -> Outcome:
             return Outcome(order.number, False, dollars(refund))
         problem = cancellation_problem(_info(order))
         if problem:
-            raise NotAllowed(problem)
+            raise problem
         order.status = CANCELLED
         order.refunds.append(Refund(amount_cents=order.total_cents, status="pending"))
         return Outcome(order.number, True, dollars(order.total_cents))
@@ -269,11 +227,12 @@ def start_return(number: str, email: str, product: str, reason: str, today: Opti
         info = _info(order)
         problem = return_problem(info, today)
         if problem:
-            raise NotAllowed(problem)
+            raise problem
         name = match_product(info.products, product)
         item = next((item for item in order.items if item.product == name), None)
         if item is None:
-            raise NotAllowed(f"Order {number} has no item called '{product}'. It contains: {', '.join(info.products)}.")
+            raise NotAllowed("utter_no_such_product", order_id=number, product=product,
+                             products=", ".join(info.products))
         existing = session.scalars(select(Return).filter_by(item_id=item.id)).one_or_none()
         if existing is not None:
             return Outcome(existing.reference, False, item.product)
@@ -296,14 +255,15 @@ def change_address(number: str, email: str, address: str) -> Outcome:
             return Outcome(order.number, False, order.shipping_address)
         problem = address_change_problem(_info(order))
         if problem:
-            raise NotAllowed(problem)
+            raise problem
         order.shipping_address = address
         return Outcome(order.number, True, order.shipping_address)
 
 
 @_backend
 @_first_one_wins
-def open_ticket(conversation_id: str, summary: str, email: Optional[str] = None, order_number: Optional[str] = None) -> Outcome:
+def open_ticket(conversation_id: str, summary: str, email: Optional[str] = None,
+                order_number: Optional[str] = None) -> Outcome:
     """A ticket for a person to pick up; the conversation's open ticket if it already has one."""
     with transaction(write=True) as session:
         existing = session.scalars(

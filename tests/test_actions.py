@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from typing import Any, Dict, List, Optional
 
 import pytest
 import yaml
 from rasa_sdk import Tracker
-from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.executor import ActionExecutor, CollectingDispatcher
 from sqlalchemy import func, select
 
-from actions import actions, db, faq
+from actions import common, db, forms, submissions, support
 from actions.models import Order, Refund, Return, Ticket
+from tests.bot_texts import RESPONSES, said, shown, text
 from tests.conftest import ROOT
 
 DOMAIN = yaml.safe_load((ROOT / "domain.yml").read_text())
@@ -37,13 +39,13 @@ def tracker(slots: Optional[Dict[str, Any]] = None, text: str = "", intent: str 
 
 def verified(sender: str = "customer-1", **slots: Any) -> Dict[str, Any]:
     """Slots as the forms leave them once this conversation's customer verified the email."""
-    return {**slots, actions.VERIFIED_IN: sender}
+    return {**slots, common.VERIFIED_IN: sender}
 
 
 def run(action, slots=None, **kwargs):
     dispatcher = CollectingDispatcher()
     events = action.run(dispatcher, tracker(slots, **kwargs), DOMAIN)
-    return [m.get("text") or m.get("response") for m in dispatcher.messages], {e["name"]: e["value"] for e in events}
+    return [said(m, slots) for m in dispatcher.messages], {e["name"]: e["value"] for e in events}
 
 
 def validate(form, slot: str, value: Any, slots=None) -> Dict[str, Any]:
@@ -63,16 +65,27 @@ def test_schema_and_demo_data_are_created_once(shop_db):
     assert count(Order) == 9
 
 
+def test_the_action_server_registers_every_action_of_the_domain_and_the_responses_they_name_exist():
+    """rasa_sdk imports every module of the `actions` package (python -m actions serves it)."""
+    executor = ActionExecutor()
+    executor.register_package("actions")
+    assert sorted(executor.actions) == sorted(DOMAIN["actions"])
+    code = "".join(path.read_text() for path in (ROOT / "actions").glob("*.py"))
+    named = set(re.findall(r'"(utter_\w+)"', code))
+    asked = {f"utter_ask_{slot}" for form in DOMAIN["forms"].values() for slot in form["required_slots"]}
+    assert named | asked <= set(RESPONSES), (named | asked) - set(RESPONSES)
+
+
 def test_unknown_order_is_rejected_with_a_reason_the_next_question_gives():
-    result = validate(actions.ValidateOrderStatusForm(), "order_id", "#777")
+    result = validate(forms.ValidateOrderStatusForm(), "order_id", "#777")
     assert result == {"order_id": None, "problem": result["problem"]} and "777" in result["problem"]
-    texts, events = run(actions.AskOrderId(), {"problem": result["problem"]})
+    texts, events = run(forms.AskOrderId(), {"problem": result["problem"]})
     assert len(texts) == 1 and texts[0].startswith(result["problem"]) and "order number" in texts[0]
     assert events == {"problem": None}
 
 
 def test_email_must_be_the_one_on_the_order():
-    form = actions.ValidateOrderStatusForm()
+    form = forms.ValidateOrderStatusForm()
     assert validate(form, "order_id", "12345") == {"order_id": "12345"}
     wrong = validate(form, "email", MIKE, {"order_id": "12345"})
     assert wrong["email"] is None and "doesn't match" in wrong["problem"]
@@ -81,7 +94,7 @@ def test_email_must_be_the_one_on_the_order():
 
 
 def test_correcting_the_order_number_asks_again_for_another_customers_email():
-    form = actions.ValidateOrderStatusForm()
+    form = forms.ValidateOrderStatusForm()
     assert validate(form, "order_id", "98765", {"email": JANE}) == {"order_id": "98765", "email": None}
     assert validate(form, "order_id", "100234", {"email": JANE}) == verified(order_id="100234")
 
@@ -95,7 +108,7 @@ def test_another_order_request_mid_form_rejects_the_turn_and_keeps_its_order_num
         said = tracker({"order_id": "55821", "requested_slot": requested_slot}, text, intent,
                        events=[{"event": "user"}, {"event": "slot", "name": "order_id", "value": "55821"}],
                        entities=[{"entity": "order_id", "value": "55821", "start": number, "end": number + 5}])
-        return asyncio.run(actions.ValidateOrderStatusForm().run(CollectingDispatcher(), said, DOMAIN))
+        return asyncio.run(forms.ValidateOrderStatusForm().run(CollectingDispatcher(), said, DOMAIN))
 
     switch = "actually I want to return an item from order 55821"
     switched = form_turn(switch, "return_item")
@@ -109,75 +122,75 @@ def test_another_order_request_mid_form_rejects_the_turn_and_keeps_its_order_num
 
 
 def test_order_status_tells_status_and_tracking():
-    texts, events = run(actions.ActionOrderStatus(), verified(order_id="12345", email=JANE))
+    texts, events = run(submissions.ActionOrderStatus(), verified(order_id="12345", email=JANE))
     assert "shipped" in texts[0] and "1Z999AA10123456784" in texts[0] and "UPS" in texts[0]
     assert events["order_id"] is None  # the next flow asks which order
 
 
 def test_cancel_ends_the_form_early_for_a_shipped_order_and_explains():
-    assert validate(actions.ValidateCancelOrderForm(), "email", JANE, {"order_id": "12345"}) == verified(
+    assert validate(forms.ValidateCancelOrderForm(), "email", JANE, {"order_id": "12345"}) == verified(
         email=JANE, requested_slot=None)
-    texts, _ = run(actions.ActionCancelOrder(), verified(order_id="12345", email=JANE))
+    texts, _ = run(submissions.ActionCancelOrder(), verified(order_id="12345", email=JANE))
     assert "already shipped" in texts[0]
     assert count(Order, number="12345", status="shipped") == 1
 
 
 def test_cancel_is_done_once_even_when_repeated():
     slots = verified(order_id="100234", email=JANE, confirm_cancel=True)
-    first, events = run(actions.ActionCancelOrder(), slots)
-    again, _ = run(actions.ActionCancelOrder(), slots)
+    first, events = run(submissions.ActionCancelOrder(), slots)
+    again, _ = run(submissions.ActionCancelOrder(), slots)
     assert "is cancelled" in first[0] and "$76.00" in first[0] and "already cancelled" in again[0]
     assert events == {"order_id": None, "confirm_cancel": None}
     assert count(Order, number="100234", status="cancelled") == 1 and count(Refund, order_number="100234") == 1
     # asked a third time, the form ends before the confirmation and the answer is the same
-    assert validate(actions.ValidateCancelOrderForm(), "order_id", "100234", {"email": JANE}) == verified(
+    assert validate(forms.ValidateCancelOrderForm(), "order_id", "100234", {"email": JANE}) == verified(
         order_id="100234", requested_slot=None)
 
 
 def test_declined_confirmation_changes_nothing():
-    texts, _ = run(actions.ActionCancelOrder(), verified(order_id="100234", email=JANE, confirm_cancel=False))
+    texts, _ = run(submissions.ActionCancelOrder(), verified(order_id="100234", email=JANE, confirm_cancel=False))
     assert "won't cancel" in texts[0] and count(Order, number="100234", status="processing") == 1
 
 
 def test_return_creates_one_return_with_a_reference_even_when_repeated():
-    form = actions.ValidateReturnForm()
+    form = forms.ValidateReturnForm()
     slots = verified(order_id="55821", email=MIKE)
     assert validate(form, "product", "the kettle", slots) == {"product": "electric kettle"}
     assert "toaster" in validate(form, "product", "a sofa", slots)["problem"]
     slots.update(product="electric kettle", return_reason="damaged or defective")
-    first, events = run(actions.ActionStartReturn(), slots)
-    again, _ = run(actions.ActionStartReturn(), slots)
+    first, events = run(submissions.ActionStartReturn(), slots)
+    again, _ = run(submissions.ActionStartReturn(), slots)
     assert "RET-10001" in first[0] and "RET-10001" in again[0] and "already exists" in again[0]
     assert count(Return) == 1 and count(Refund, status="awaiting_return") == 1
     assert events == {"order_id": None, "product": None, "return_reason": None}
 
 
 def test_return_outside_the_window_or_before_delivery_is_refused():
-    form = actions.ValidateReturnForm()
+    form = forms.ValidateReturnForm()
     assert validate(form, "email", "amira@example.org", {"order_id": "31415"})["requested_slot"] is None
-    texts, _ = run(actions.ActionStartReturn(), verified(order_id="31415", email="amira@example.org"))
+    texts, _ = run(submissions.ActionStartReturn(), verified(order_id="31415", email="amira@example.org"))
     assert "return window" in texts[0]
-    texts, _ = run(actions.ActionStartReturn(), verified(order_id="12345", email=JANE, product="headphones"))
+    texts, _ = run(submissions.ActionStartReturn(), verified(order_id="12345", email=JANE, product="headphones"))
     assert "hasn't been delivered" in texts[0] and count(Return) == 0
 
 
 def test_address_changes_before_shipping_only():
-    form = actions.ValidateChangeAddressForm()
+    form = forms.ValidateChangeAddressForm()
     assert validate(form, "new_address", "nowhere")["new_address"] is None
     new = "7 Oak Avenue, Portland, OR 97201"
-    texts, _ = run(actions.ActionChangeAddress(), verified(order_id="48213", email=MIKE, new_address=new))
-    again, _ = run(actions.ActionChangeAddress(), verified(order_id="48213", email=MIKE, new_address=new))
+    texts, _ = run(submissions.ActionChangeAddress(), verified(order_id="48213", email=MIKE, new_address=new))
+    again, _ = run(submissions.ActionChangeAddress(), verified(order_id="48213", email=MIKE, new_address=new))
     assert "will now be delivered to" in texts[0] and "already going to" in again[0]
     assert count(Order, number="48213", shipping_address=new) == 1
-    refused, _ = run(actions.ActionChangeAddress(), verified(order_id="98765", email=MIKE, new_address=new))
+    refused, _ = run(submissions.ActionChangeAddress(), verified(order_id="98765", email=MIKE, new_address=new))
     assert "already shipped" in refused[0] and count(Order, shipping_address=new) == 1
 
 
 def test_handoff_opens_one_ticket_per_conversation_with_a_summary():
     events = [{"event": "user", "text": "my parcel is damaged"}, {"event": "bot", "text": "Sorry to hear that."}]
     slots = verified("c-42", email=JANE)
-    first, _ = run(actions.ActionHumanHandoff(), slots, events=events, sender="c-42")
-    again, _ = run(actions.ActionHumanHandoff(), slots, events=events, sender="c-42")
+    first, _ = run(support.ActionHumanHandoff(), slots, events=events, sender="c-42")
+    again, _ = run(support.ActionHumanHandoff(), slots, events=events, sender="c-42")
     assert "TCK-10001" in first[0] and "TCK-10001" in again[0] and JANE in first[0]
     with db.transaction() as session:
         ticket = session.execute(select(Ticket)).scalar_one()
@@ -187,28 +200,31 @@ def test_handoff_opens_one_ticket_per_conversation_with_a_summary():
 def test_a_database_outage_gets_an_answer_and_an_error_log(monkeypatch, tmp_path, caplog):
     monkeypatch.setenv(db.DATABASE_URL_VARIABLE, f"sqlite:///{tmp_path / 'missing' / 'shop.db'}")
     with caplog.at_level(logging.ERROR):
-        texts, _ = run(actions.ActionOrderStatus(), verified(order_id="12345", email=JANE))
-        rejected = validate(actions.ValidateOrderStatusForm(), "order_id", "12345")
-        handoff, _ = run(actions.ActionHumanHandoff(), {})
-    assert texts == [actions.BACKEND_DOWN] and rejected["problem"] == actions.BACKEND_DOWN
-    assert handoff == [actions.HANDOFF_FAILED]
+        texts, _ = run(submissions.ActionOrderStatus(), verified(order_id="12345", email=JANE))
+        rejected = validate(forms.ValidateOrderStatusForm(), "order_id", "12345")
+        handoff, _ = run(support.ActionHumanHandoff(), {})
+    assert texts == [text("utter_backend_down")] and rejected["problem"] == text("utter_backend_down")
+    assert handoff == [text("utter_handoff_failed")]
     assert "database failed" in caplog.text
 
 
-def test_every_faq_intent_has_an_answer_in_the_faq_file():
-    faq_intents = [intent for intent in DOMAIN["intents"] if intent.startswith("faq_")]
-    assert sorted(faq.answers()) == sorted(faq_intents)
-    texts, _ = run(actions.ActionAnswerFaq(), intent="faq_opening_hours")
-    assert texts == [faq.answer("faq_opening_hours")] and "Monday" in texts[0]
+def test_every_faq_intent_has_an_answer_in_the_domain(caplog):
+    faq_answers = [f"utter_{intent}" for intent in DOMAIN["intents"] if intent.startswith("faq_")]
+    assert sorted(faq_answers) == sorted(name for name in RESPONSES if name.startswith("utter_faq_"))
+    texts, _ = run(support.ActionAnswerFaq(), intent="faq_opening_hours")
+    assert texts == [text("utter_faq_opening_hours")] and "Monday" in texts[0]
+    with caplog.at_level(logging.ERROR):
+        texts, _ = run(support.ActionAnswerFaq(), intent="faq_gift_wrapping")
+    assert texts == [text("utter_default")] and "add a response utter_faq_gift_wrapping to domain.yml" in caplog.text
 
 
 def test_unsure_nlu_suggests_the_likely_request_with_its_entities():
     ranking = [{"name": "nlu_fallback", "confidence": 1}, {"name": "cancel_order", "confidence": 0.3}]
     dispatcher = CollectingDispatcher()
-    actions.ActionSuggestIntent().run(dispatcher, tracker(intent="nlu_fallback", ranking=ranking, entities=[
+    support.ActionSuggestIntent().run(dispatcher, tracker(intent="nlu_fallback", ranking=ranking, entities=[
         {"entity": "order_id", "value": "100234"}]), DOMAIN)
-    [message] = dispatcher.messages
+    [message] = [shown(m) for m in dispatcher.messages]
     assert "cancel an order" in message["text"]
     assert message["buttons"][0]["payload"] == '/cancel_order{"order_id": "100234"}'
-    texts, _ = run(actions.ActionSuggestIntent(), intent="nlu_fallback", ranking=[{"name": "nlu_fallback"}])
-    assert texts == ["utter_default"]  # Triton down: nothing to suggest
+    texts, _ = run(support.ActionSuggestIntent(), intent="nlu_fallback", ranking=[{"name": "nlu_fallback"}])
+    assert texts == [text("utter_default")]  # Triton down: nothing to suggest
