@@ -158,7 +158,7 @@ def test_rasa_test_nlu_scores_our_intents_and_entities(trained_bot, triton, tmp_
     # Eight examples of every intent (29 order numbers among them): enough to check that Rasa's
     # evaluation scores our component, at a fraction of the time of all ~800.
     by_intent = defaultdict(list)
-    for message in load_data(str(ROOT / "data" / "nlu.yml")).intent_examples:
+    for message in load_data(str(ROOT / "data" / "nlu")).intent_examples:
         by_intent[message.get("intent")].append(message)
     sample = tmp_path / "sample.yml"
     sample.write_text(TrainingData([m for examples in by_intent.values() for m in examples[:8]]).nlu_as_yaml())
