@@ -32,13 +32,13 @@ import yaml
 from sqlalchemy import select
 
 from actions import db
-from actions.actions import BACKEND_DOWN, AskConfirmCancel, AskEmail
 from actions.models import Order, Refund
 from bot import services
 from bot.channels.action_failures import APOLOGY
 from bot.conversation_log.redaction import Redactor
 from bot.conversation_log.store import URL_VARIABLE
 from bot.supervisor import Service, Supervisor
+from tests.bot_texts import text
 from tests.conftest import RASA_TOKEN, ROOT, copy_project, free_port
 from tests.postgres import PostgresServer
 
@@ -205,7 +205,7 @@ def chat(stack) -> Chat:
 
 
 def email_question(number: str) -> str:
-    return AskEmail.question.format(order_id=number)
+    return text("utter_ask_email", order_id=number)
 
 
 def cancellations(url: str, number: str) -> Tuple[str, List[Tuple[int, str]]]:
@@ -306,18 +306,18 @@ def test_action_server_down_gets_a_polite_answer(action_outage):
 
 def test_locked_shop_database_gets_the_backend_apology_then_cancels_once(stack, chat):
     """The shop's SQLite file held under an exclusive lock when the customer confirms a cancellation:
-    the answer is the polite BACKEND_DOWN within the action server's busy timeout, nothing is written;
+    the answer is the polite utter_backend_down within the action server's busy timeout, nothing is written;
     once the lock is gone the cancellation is done exactly once, and the log holds every turn."""
     before = cancellations(stack.shop_url, "100234")
     assert before == ("processing", [])
     assert chat("please cancel order 100234") == [email_question("100234")]
-    assert chat(JANE) == [AskConfirmCancel.question.format(order_id="100234")]
+    assert chat(JANE) == [text("utter_ask_confirm_cancel", order_id="100234")]
     with locked(stack.shop_path):
         replies, seconds = chat.timed("yes")
-    assert replies == [BACKEND_DOWN]
+    assert replies == [text("utter_backend_down")]
     assert seconds < db.SQLITE_BUSY_TIMEOUT_S + SLACK_S
     assert cancellations(stack.shop_url, "100234") == before
-    assert chat("please cancel order 100234") == [AskConfirmCancel.question.format(order_id="100234")]  # email kept
+    assert chat("please cancel order 100234") == [text("utter_ask_confirm_cancel", order_id="100234")]  # email kept
     assert chat("yes") == ["Done: order 100234 is cancelled. Your refund of $76.00 will reach your account within "
                            "5 business days."]
     assert cancellations(stack.shop_url, "100234") == ("cancelled", [(7600, "pending")])

@@ -19,8 +19,8 @@ import pytest
 from sqlalchemy import select
 
 from actions import db
-from actions.actions import AskConfirmCancel, AskEmail, AskNewAddress, AskOrderId, AskProduct, AskReturnReason
 from actions.models import Order, Refund, Return, Ticket
+from tests.bot_texts import text
 from tests.conftest import Servers
 from tests.test_bot import say
 
@@ -66,14 +66,14 @@ def order(url: str, number: str) -> Order:
 
 
 def email_question(number: str) -> str:
-    return AskEmail.question.format(order_id=number)
+    return text("utter_ask_email", order_id=number)
 
 
 def test_an_unknown_order_number_is_asked_again_then_corrected(chat, shop):
     delivered = order(shop, "55821").delivered_on
-    assert chat("order status please") == [AskOrderId.question]
+    assert chat("order status please") == [text("utter_ask_order_id")]
     assert chat("77777") == ["I couldn't find an order with the number 77777. Please check the number in your order "
-                             f"confirmation email. {AskOrderId.question}"]
+                             f"confirmation email. {text('utter_ask_order_id')}"]
     assert chat("sorry, I meant 55821") == [email_question("55821")]
     assert chat(MIKE) == [f"Order 55821 (toaster, electric kettle) was delivered on {delivered:%B %d}."]
 
@@ -103,16 +103,16 @@ def test_refund_status_checks_the_order_and_tells_its_refunds(chat, shop, refund
         with db.transaction(shop) as session:
             session.add(Refund(order_number="55821", amount_cents=refund[0], status=refund[1]))
     delivered = order(shop, "55821").delivered_on
-    assert chat("where is my refund?") == [AskOrderId.question]
+    assert chat("where is my refund?") == [text("utter_ask_order_id")]
     assert chat("55821") == [email_question("55821")]
     assert chat(MIKE) == [f"Order 55821 (toaster, electric kettle) was delivered on {delivered:%B %d}.{told}"]
 
 
 def test_cancel_after_confirming_cancels_once_with_a_refund(chat, shop):
     before = shop_rows(shop)
-    assert chat("I want to cancel my order") == [AskOrderId.question]
+    assert chat("I want to cancel my order") == [text("utter_ask_order_id")]
     assert chat("100234") == [email_question("100234")]
-    assert chat(JANE) == [AskConfirmCancel.question.format(order_id="100234")]
+    assert chat(JANE) == [text("utter_ask_confirm_cancel", order_id="100234")]
     assert chat("yes") == ["Done: order 100234 is cancelled. Your refund of $76.00 will reach your account within "
                            "5 business days."]
     cancelled = shop_rows(shop)
@@ -126,7 +126,7 @@ def test_cancel_after_confirming_cancels_once_with_a_refund(chat, shop):
 def test_a_declined_cancellation_changes_nothing(chat, shop):
     before = shop_rows(shop)
     assert chat("please cancel order 48213") == [email_question("48213")]
-    assert chat(MIKE) == [AskConfirmCancel.question.format(order_id="48213")]
+    assert chat(MIKE) == [text("utter_ask_confirm_cancel", order_id="48213")]
     assert chat("no, keep it") == ["Okay, I won't cancel anything. Your order stays as it is."]
     assert shop_rows(shop) == before
 
@@ -157,10 +157,10 @@ def test_a_request_the_order_does_not_allow_ends_after_the_email_and_changes_not
 
 def test_a_return_within_the_window_gets_one_reference_even_when_repeated(chat, shop):
     before = shop_rows(shop)
-    assert chat("I want to return an item") == [AskOrderId.question]
+    assert chat("I want to return an item") == [text("utter_ask_order_id")]
     assert chat("55821") == [email_question("55821")]
-    assert chat(MIKE) == [AskProduct.question.format(order_id="55821")]
-    assert chat("the toaster") == [AskReturnReason.question]
+    assert chat(MIKE) == [text("utter_ask_product", order_id="55821")]
+    assert chat("the toaster") == [text("utter_ask_return_reason")]
     answer = chat("wrong size")
     returned = shop_rows(shop)
     [(_, _, _, reference)] = returned["returns"]
@@ -170,7 +170,7 @@ def test_a_return_within_the_window_gets_one_reference_even_when_repeated(chat, 
     assert returned == before
     assert answer == [f"Your return for the toaster is registered. Your return reference is {reference}. We'll email "
                       f"a prepaid label to {MIKE}; your refund follows once the item is back with us."]
-    assert chat("I want to return the toaster from order 55821") == [AskReturnReason.question]
+    assert chat("I want to return the toaster from order 55821") == [text("utter_ask_return_reason")]
     assert chat("wrong size") == [f"A return for the toaster already exists: its reference is {reference}."]
     assert shop_rows(shop) == returned
 
@@ -178,9 +178,9 @@ def test_a_return_within_the_window_gets_one_reference_even_when_repeated(chat, 
 def test_an_unshipped_order_gets_its_new_address(chat, shop):
     before = shop_rows(shop)
     new_address = "7 Oak Avenue, Portland, OR 97201"
-    assert chat("I need to change my delivery address") == [AskOrderId.question]
+    assert chat("I need to change my delivery address") == [text("utter_ask_order_id")]
     assert chat("order number 48213") == [email_question("48213")]
-    assert chat(MIKE) == [AskNewAddress.question.format(order_id="48213")]
+    assert chat(MIKE) == [text("utter_ask_new_address", order_id="48213")]
     assert chat(new_address) == [f"Order 48213 will now be delivered to: {new_address}."]
     before["orders"]["48213"] = ("processing", new_address)
     assert shop_rows(shop) == before

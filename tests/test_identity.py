@@ -17,8 +17,9 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import select
 
-from actions import actions, db
+from actions import db, forms, submissions, support
 from actions.models import Ticket
+from tests import bot_texts
 from tests.conftest import RASA_TOKEN, ROOT
 from tests.fake_telegram_api import message_update
 from tests.test_bot import say
@@ -191,11 +192,11 @@ def run(action, sender: str, **slots: Any) -> List[str]:
     dispatcher = CollectingDispatcher()
     message = {"text": "", "intent": {"name": "affirm", "confidence": 1.0}, "entities": []}
     action.run(dispatcher, Tracker(sender, slots, message, [], False, None, {}, "action_listen"), DOMAIN)
-    return [m.get("text") for m in dispatcher.messages]
+    return [bot_texts.said(m, slots) for m in dispatcher.messages]
 
 
 def test_the_validators_record_which_conversation_verified_the_email(shop_db):
-    form, sender = actions.ValidateOrderStatusForm(), "rest:customer"
+    form, sender = forms.ValidateOrderStatusForm(), "rest:customer"
     verified = form.validate_email(JANE, CollectingDispatcher(), Tracker(
         sender, {"order_id": "12345"}, {}, [], False, None, {}, "action_listen"), DOMAIN)
     assert verified == {"email": JANE, "verified_conversation": sender}
@@ -205,23 +206,24 @@ def test_the_validators_record_which_conversation_verified_the_email(shop_db):
 
 
 @pytest.mark.parametrize("action, slots", [
-    (actions.ActionOrderStatus(), {}),
-    (actions.ActionCancelOrder(), {"confirm_cancel": True}),
-    (actions.ActionStartReturn(), {"product": "headphones", "return_reason": "too small"}),
-    (actions.ActionChangeAddress(), {"new_address": "7 Oak Avenue, Portland, OR 97201"}),
+    (submissions.ActionOrderStatus(), {}),
+    (submissions.ActionCancelOrder(), {"confirm_cancel": True}),
+    (submissions.ActionStartReturn(), {"product": "headphones", "return_reason": "too small"}),
+    (submissions.ActionChangeAddress(), {"new_address": "7 Oak Avenue, Portland, OR 97201"}),
 ], ids=lambda value: getattr(value, "name", lambda: "")() or "")
 def test_an_email_verified_in_another_conversation_opens_no_order(shop_db, action, slots):
     slots = {"order_id": "12345", "email": JANE, **slots}
+    refusal = [bot_texts.text("utter_not_verified")]
     for verified_in in ("telegram:123", None):
-        assert run(action, "rest:123", verified_conversation=verified_in, **slots) == [actions.NOT_VERIFIED]
-    assert run(action, "rest:123", verified_conversation="rest:123", **slots) != [actions.NOT_VERIFIED]
+        assert run(action, "rest:123", verified_conversation=verified_in, **slots) == refusal
+    assert run(action, "rest:123", verified_conversation="rest:123", **slots) != refusal
 
 
 def test_a_handoff_writes_to_an_email_verified_in_another_conversation_never(shop_db):
-    [answer] = run(actions.ActionHumanHandoff(), "rest:123", email=JANE, verified_conversation="telegram:123")
+    [answer] = run(support.ActionHumanHandoff(), "rest:123", email=JANE, verified_conversation="telegram:123")
     assert "right here in this chat" in answer and JANE not in answer
     with db.transaction(shop_db) as session:
         [ticket] = session.scalars(select(Ticket)).all()
         assert (ticket.conversation_id, ticket.email) == ("rest:123", None) and JANE not in ticket.summary
-    [answer] = run(actions.ActionHumanHandoff(), "telegram:123", email=JANE, verified_conversation="telegram:123")
+    [answer] = run(support.ActionHumanHandoff(), "telegram:123", email=JANE, verified_conversation="telegram:123")
     assert f"by email at {JANE}" in answer

@@ -18,19 +18,19 @@ import httpx
 import pytest
 import yaml
 
-from actions import faq
-from actions.actions import AskOrderId
 from bot.telegram.channel import TelegramInput, TelegramOutput
 from bot.telegram.format import split_message, to_markdown_v2
 from bot.telegram.log_secrets import hide_in_logs
 from bot.telegram.settings import SECRET_HEADER, WEBHOOK_PATH, TelegramSettings
+from tests import bot_texts
 from tests.conftest import RASA_TOKEN, ROOT
 from tests.fake_telegram_api import callback_update, markdown_v2_error, message_update, visible_length
 
 DOMAIN = yaml.safe_load((ROOT / "domain.yml").read_text())
 GREETING = DOMAIN["responses"]["utter_greet"][0]
 # What pressing each of the greeting's buttons must get: its flow's first question, or the answer.
-BUTTON_ANSWERS = {"/order_status": AskOrderId.question, "/faq_shipping": faq.answer("faq_shipping"),
+BUTTON_ANSWERS = {"/order_status": bot_texts.text("utter_ask_order_id"),
+                  "/faq_shipping": bot_texts.text("utter_faq_shipping"),
                   "/human_handoff": "your ticket number is TCK-"}
 
 

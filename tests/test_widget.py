@@ -16,7 +16,6 @@ import pytest
 import yaml
 from playwright.sync_api import Page, expect, sync_playwright
 
-from actions import faq
 from bot import services, widget_server
 from bot.supervisor import Service, Supervisor
 from tests.conftest import RASA_TOKEN, ROOT, free_port, rasa, write_project
@@ -144,7 +143,7 @@ def test_chat_buttons_reload_and_html_shown_as_text(browser, demo_url, bot_serve
     bot.first.get_by_role("button", name=shipping["title"]).click()
     expect(page.locator(".message.user").last).to_have_text(shipping["title"])
     expect(bot).to_have_count(2)
-    expect(bot.nth(1)).to_have_text(faq.answer("faq_shipping"))
+    expect(bot.nth(1)).to_have_text(DOMAIN["responses"]["utter_faq_shipping"][0]["text"])
 
     page.evaluate(WATCH_TYPING)
     send(page, "where is my order 12345?")
