@@ -78,7 +78,8 @@ format: setup
 test: system-deps setup lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# The lane for daily work: every test that needs no Triton, so trains nothing and starts no server.
+# The lane for daily work (under 3 minutes): every test that needs no Triton, PostgreSQL or browser,
+# so it trains no bot and starts no Rasa server (tests/conftest.py SLOW_FIXTURES).
 test-fast: system-deps setup
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 

@@ -47,26 +47,51 @@ def _choices(known: Tuple[str, ...]) -> Callable[[str], List[str]]:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    p.add_argument("--datasets", type=_choices(DATASETS), default=list(DATASETS), help="comma-separated (default: all three)")
-    p.add_argument("--pipelines", type=_choices(PIPELINES), default=list(PIPELINES), help="comma-separated (default: ours,diet,keyword)")
+    p.add_argument(
+        "--datasets", type=_choices(DATASETS), default=list(DATASETS), help="comma-separated (default: all three)"
+    )
+    p.add_argument(
+        "--pipelines",
+        type=_choices(PIPELINES),
+        default=list(PIPELINES),
+        help="comma-separated (default: ours,diet,keyword)",
+    )
     p.add_argument("--seed", type=int, default=13, help="seed of every split and of DIET (default 13)")
-    p.add_argument("--max-train-per-intent", type=_positive, help="cap training examples per intent of CLINC150 and BANKING77 (seeded; SNIPS-70 is fixed)")
-    p.add_argument("--test-per-intent", type=_positive,
-                   help="test examples per intent (SNIPS default 100; others uncapped unless given)")
+    p.add_argument(
+        "--max-train-per-intent",
+        type=_positive,
+        help="cap training examples per intent of CLINC150 and BANKING77 (seeded; SNIPS-70 is fixed)",
+    )
+    p.add_argument(
+        "--test-per-intent",
+        type=_positive,
+        help="test examples per intent (SNIPS default 100; others uncapped unless given)",
+    )
     p.add_argument("--epochs", type=_positive, help="our fine-tuning epochs (default: config.yml's)")
     p.add_argument("--diet-epochs", type=_positive, default=100, help="DIETClassifier epochs (default 100)")
     p.add_argument("--http-requests", type=_positive, default=200, help="POST /model/parse per model (default 200)")
-    p.add_argument("--datasets-dir", type=Path,
-                   default=Path(os.environ.get("DATASETS_DIR", REPO_ROOT.parent / "shared" / "datasets")))
+    p.add_argument(
+        "--datasets-dir",
+        type=Path,
+        default=Path(os.environ.get("DATASETS_DIR", REPO_ROOT.parent / "shared" / "datasets")),
+    )
     p.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results", help="results.json goes here")
     p.add_argument("--docs", type=Path, default=REPO_ROOT / "docs" / "benchmarks.md", help="markdown report")
     p.add_argument("--keep-work", action="store_true", help="keep the temp work dir (models, splits, logs)")
     p.add_argument("--render-only", action="store_true", help="only re-render --docs from OUT/results.json")
-    p.add_argument("--serving", action=argparse.BooleanOptionalAction, default=True,
-                   help="time the model alone and at the Triton boundary (default: on; --no-serving skips it)")
+    p.add_argument(
+        "--serving",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="time the model alone and at the Triton boundary (default: on; --no-serving skips it)",
+    )
     p.add_argument("--serving-only", action="store_true", help="only the serving latency part (no datasets)")
-    p.add_argument("--serving-runs", type=_positive, default=200,
-                   help="timed runs per model-alone case, and requests per Triton concurrency level (default 200)")
+    p.add_argument(
+        "--serving-runs",
+        type=_positive,
+        default=200,
+        help="timed runs per model-alone case, and requests per Triton concurrency level (default 200)",
+    )
     return p
 
 

@@ -82,7 +82,11 @@ def precisions(repository_dir: Path, name: str, component: Dict[str, Any], test:
     annotations = [[{"entity": entity, "start": start, "end": end} for entity, start, end in e.entities] for e in test]
     served = "int8" if (directory / INT8_FILE).exists() else "fp32"
     with tempfile.TemporaryDirectory() as scratch:
-        int8 = directory / INT8_FILE if served == "int8" else export.quantize_int8(directory / FP32_FILE, Path(scratch) / INT8_FILE)
+        int8 = (
+            directory / INT8_FILE
+            if served == "int8"
+            else export.quantize_int8(directory / FP32_FILE, Path(scratch) / INT8_FILE)
+        )
         scores = {
             precision: export.quality(export.session(path), encoder, labels, texts, intents, annotations)
             for precision, path in (("fp32", directory / FP32_FILE), ("int8", int8))

@@ -9,8 +9,9 @@ from typing import List, Sequence
 import httpx
 
 
-def http_parse_latencies(base_url: str, texts: Sequence[str], requests: int, token: str,
-                         timeout_s: float = 30.0) -> List[float]:
+def http_parse_latencies(
+    base_url: str, texts: Sequence[str], requests: int, token: str, timeout_s: float = 30.0
+) -> List[float]:
     """Milliseconds per request for `requests` parses cycling through `texts` (one untimed first);
     `token` is the server's RASA_AUTH_TOKEN."""
     timings: List[float] = []

@@ -67,7 +67,7 @@ def render_markdown(results: Dict[str, Any]) -> str:
         "## How to reproduce",
         "",
         "```sh",
-        f"make bench BENCH_ARGS=\"{results['bench_args']}\"",
+        f'make bench BENCH_ARGS="{results["bench_args"]}"',
         "```",
         "",
         f"(or `.venv/bin/python -m bench {results['bench_args']}`). Datasets: `../shared/datasets` "
@@ -109,8 +109,11 @@ def _datasets_part(results: Dict[str, Any]) -> List[str]:
         "cache disabled, and none has a FallbackClassifier, so accuracy is raw. `keyword` is next to no NLU: "
         "its latency is Rasa's own overhead.",
         "",
-        *[f"- **{pipeline}**: {_pipeline_text(results, pipeline)}" for pipeline in _PIPELINES
-          if any(pipeline in entry.get("pipelines", {}) for entry in results["datasets"].values())],
+        *[
+            f"- **{pipeline}**: {_pipeline_text(results, pipeline)}"
+            for pipeline in _PIPELINES
+            if any(pipeline in entry.get("pipelines", {}) for entry in results["datasets"].values())
+        ],
         "",
         "## Splits",
         "",
@@ -207,7 +210,7 @@ def _triton_table(serving: Dict[str, Any]) -> List[str]:
         "One bundled Triton serves a do-nothing **floor** model (Python backend, our inputs, outputs and batching, "
         f"zero outputs) and **ours** (backend `nlu_onnx`, INT8), once with the default of config.pbtxt "
         f"({serving['triton_cpu_threads']} intra-op thread(s)) and once with the other thread count. "
-        f"Every request is one typical support message, \"{triton['message']}\" ({triton['pieces']} word pieces), sent with `TritonNLUClient.infer`. Each row is {triton['requests']} "
+        f'Every request is one typical support message, "{triton["message"]}" ({triton["pieces"]} word pieces), sent with `TritonNLUClient.infer`. Each row is {triton["requests"]} '
         "requests split over concurrent threads with a client each, started together after their warm-up "
         "(concurrency 1: sequential requests on one client); messages/s is requests over the wall time. "
         "**ours, whole parse** is what the Rasa component's `process()` does per message: encode the text, "
@@ -254,7 +257,7 @@ def _params(params: Dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in params.items())
 
 
-def _get(result: Dict[str, Any], where: tuple) -> Optional[Any]:
+def _get(result: Dict[Any, Any], where: tuple) -> Optional[Any]:
     value: Any = result
     for key in where:
         if not isinstance(value, dict):

@@ -146,7 +146,9 @@ def _bench_dataset(
         name, options.datasets_dir, work, options.seed, options.max_train_per_intent, options.test_per_intent
     )
     summary = split.summary
-    progress(f"{name}: {summary['intents']} intents, {summary['train_examples']} train / {summary['test_examples']} test")
+    progress(
+        f"{name}: {summary['intents']} intents, {summary['train_examples']} train / {summary['test_examples']} test"
+    )
     triton_name = f"bench_{name}"
     configs = {
         pipelines.OURS: lambda: pipelines.ours_config(REPO_ROOT / "config.yml", triton_name, options.epochs),
@@ -187,7 +189,9 @@ def _bench_pipeline(
         if pipeline == pipelines.OURS:
             component = next(c for c in config["pipeline"] if c["name"] == pipelines.OUR_COMPONENT)
             repository_dir = Path(os.environ["TRITON_MODEL_REPOSITORY"])
-            result["precisions"] = evaluate.precisions(repository_dir, component["triton_model_name"], component, split.test)
+            result["precisions"] = evaluate.precisions(
+                repository_dir, component["triton_model_name"], component, split.test
+            )
         result["in_server_ms"] = metrics.latency_summary(timings)
         if result["metrics"]["fallback_predictions"]:
             progress(f"{label}: WARNING {result['metrics']['fallback_predictions']} texts got nlu_fallback")
@@ -196,7 +200,9 @@ def _bench_pipeline(
             f"{result['in_server_ms']['p50']:.1f} ms; timing {options.http_requests} HTTP parses"
         )
         with rasa_server(model.path, work / "logs", dict(os.environ)) as url:
-            result["http_ms"] = metrics.latency_summary(latency.http_parse_latencies(url, texts, options.http_requests, os.environ[secrets.RASA_AUTH_TOKEN]))
+            result["http_ms"] = metrics.latency_summary(
+                latency.http_parse_latencies(url, texts, options.http_requests, os.environ[secrets.RASA_AUTH_TOKEN])
+            )
         progress(f"{label}: HTTP p50 {result['http_ms']['p50']:.1f} ms, p99 {result['http_ms']['p99']:.1f} ms")
     except Exception as error:  # one pipeline failing must not lose the others' results
         traceback.print_exc()
@@ -220,7 +226,8 @@ def _ratios(ours: Dict[str, Any], diet: Dict[str, Any]) -> Dict[str, Optional[fl
     """ours/diet for training time and latencies (None where either is missing)."""
     ratios: Dict[str, Optional[float]] = {}
     for key, where in RATIO_KEYS.items():
-        a, b = ours, diet
+        a: Any = ours
+        b: Any = diet
         for part in where:
             a = a.get(part) if isinstance(a, dict) else None
             b = b.get(part) if isinstance(b, dict) else None

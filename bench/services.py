@@ -24,7 +24,9 @@ class TritonEndpoint:
 
 
 @contextmanager
-def triton_server(repository: Path, log_dir: Path, env: Dict[str, str], timeout_s: float = 300.0) -> Iterator[TritonEndpoint]:
+def triton_server(
+    repository: Path, log_dir: Path, env: Dict[str, str], timeout_s: float = 300.0
+) -> Iterator[TritonEndpoint]:
     """`python -m bot triton` on free ports serving `repository`; stopped on exit. `env` holds the
     secrets (bench_environment)."""
     http_port, grpc_port, metrics_port = services.free_ports(3)
@@ -37,8 +39,14 @@ def triton_server(repository: Path, log_dir: Path, env: Dict[str, str], timeout_
 def rasa_server(model: Path, log_dir: Path, env: Dict[str, str], timeout_s: float = 600.0) -> Iterator[str]:
     """`rasa run --enable-api -m MODEL` on a free port; yields its base URL, stopped on exit."""
     (port,) = services.free_ports(1)
-    service = services.rasa(port, env[secrets.RASA_AUTH_TOKEN], env["RASA_ENDPOINTS"], model=model, env=env,
-                            name=f"rasa-{model.stem.split('.')[0]}")
+    service = services.rasa(
+        port,
+        env[secrets.RASA_AUTH_TOKEN],
+        env["RASA_ENDPOINTS"],
+        model=model,
+        env=env,
+        name=f"rasa-{model.stem.split('.')[0]}",
+    )
     with _running(service, log_dir, timeout_s):
         yield f"http://localhost:{port}"
 
@@ -47,8 +55,11 @@ def unload_models(endpoint: TritonEndpoint, names: Iterable[str], api_key: str) 
     """Ask Triton to unload models no longer benchmarked (frees their backend processes)."""
     for name in names:
         try:
-            httpx.post(f"http://localhost:{endpoint.http_port}/v2/repository/models/{name}/unload",
-                       headers={API_KEY_HEADER: api_key}, timeout=60.0)
+            httpx.post(
+                f"http://localhost:{endpoint.http_port}/v2/repository/models/{name}/unload",
+                headers={API_KEY_HEADER: api_key},
+                timeout=60.0,
+            )
         except httpx.HTTPError:
             pass
 
@@ -60,7 +71,9 @@ def _running(service: Service, log_dir: Path, timeout_s: float) -> Iterator[None
         try:
             supervisor.start(service, timeout_s=timeout_s)
         except ServiceFailed as error:
-            raise ServiceFailed(f"{error}. Last lines of {service.log_path}:\n{supervisor.tail(service.name)}") from error
+            raise ServiceFailed(
+                f"{error}. Last lines of {service.log_path}:\n{supervisor.tail(service.name)}"
+            ) from error
         yield
     finally:
         supervisor.stop()

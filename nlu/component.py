@@ -111,8 +111,14 @@ class BertTritonNLU(GraphComponent, IntentClassifier, EntityExtractorMixin):
         with self._model_storage.write_to(self._resource) as directory:
             encoder.save(directory / ENCODER_DIR)
             export.export_version(
-                tuned.model, encoder, tuned.labels, repository.version_dir(directory / "triton", name, version),
-                [texts[i] for i in gate_texts], [intents[i] for i in gate_texts], [annotations[i] for i in gate_texts], data,
+                tuned.model,
+                encoder,
+                tuned.labels,
+                repository.version_dir(directory / "triton", name, version),
+                [texts[i] for i in gate_texts],
+                [intents[i] for i in gate_texts],
+                [annotations[i] for i in gate_texts],
+                data,
             )
             repository.finish_version(directory / "triton", name, version, tuned.labels)
             (directory / META_FILE).write_text(json.dumps({"name": name, "version": version}, indent=2))
@@ -146,7 +152,9 @@ class BertTritonNLU(GraphComponent, IntentClassifier, EntityExtractorMixin):
         """Install the stored version into the live repository and connect to Triton."""
         meta = json.loads((directory / META_FILE).read_text())
         if "name" not in meta:  # the two-model layout of older versions of this component
-            raise ValueError("it was trained by an older version of this component (two Triton models); retrain it with `rasa train`")
+            raise ValueError(
+                "it was trained by an older version of this component (two Triton models); retrain it with `rasa train`"
+            )
         name, version = meta["name"], meta["version"]
         encoder = TextEncoder.load(directory / ENCODER_DIR)
         settings = TritonSettings.load()

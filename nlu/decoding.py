@@ -44,9 +44,13 @@ def parse_texts(
         settings = encoder.settings
         logger.debug(
             "%d text(s) longer than %d windows of %d word pieces: entities are tagged in the first %d windows only",
-            len(windows.capped), settings.max_windows, settings.max_length, settings.max_windows,
+            len(windows.capped),
+            settings.max_windows,
+            settings.max_length,
+            settings.max_windows,
         )
-    intents, tags = [], []
+    intents: List[np.ndarray] = []
+    tags: List[np.ndarray] = []
     for start in range(0, len(windows.input_ids), chunk_size):
         chunk_intents, chunk_tags = infer(*encoder.pad(windows.input_ids[start : start + chunk_size]))
         intents.append(chunk_intents)
@@ -67,14 +71,19 @@ def decode(
     """One Parse per text from the per-window outputs: the intent of its first window, the tags of all."""
     firsts = windows.first_windows()
     rankings = [_ranking(intent_probabilities[window], labels.intents, ranking_length) for window in firsts]
-    return [Parse(ranking, spans) for ranking, spans in zip(rankings, _spans(texts, windows, tag_probabilities, labels.tags))]
+    return [
+        Parse(ranking, spans)
+        for ranking, spans in zip(rankings, _spans(texts, windows, tag_probabilities, labels.tags))
+    ]
 
 
 def _ranking(row: np.ndarray, intents: Sequence[str], length: int) -> List[Dict[str, Any]]:
     return [{"name": intents[i], "confidence": float(row[i])} for i in np.argsort(-row)[:length]]
 
 
-def _spans(texts: Sequence[str], windows: Windows, probabilities: np.ndarray, tags: Sequence[str]) -> List[List[Dict[str, Any]]]:
+def _spans(
+    texts: Sequence[str], windows: Windows, probabilities: np.ndarray, tags: Sequence[str]
+) -> List[List[Dict[str, Any]]]:
     # A piece seen in two overlapping windows keeps the first window's prediction.
     pieces: List[Dict[Tuple[int, int], Tuple[int, float]]] = [{} for _ in texts]
     for window, (offsets, text) in enumerate(zip(windows.offsets, windows.text_index)):

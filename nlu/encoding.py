@@ -117,7 +117,8 @@ class TextEncoder:
             return_overflowing_tokens=True,
             return_offsets_mapping=True,
         )
-        kept, counts, capped = [], {}, set()
+        kept, capped = [], set()
+        counts: Dict[int, int] = {}
         for window, text in enumerate(encoded["overflow_to_sample_mapping"]):
             counts[text] = counts.get(text, 0) + 1
             if counts[text] <= settings.max_windows:

@@ -60,12 +60,22 @@ def export_onnx(model: JointIntentTagger, path: Path) -> Path:
     """The model as an ONNX graph with dynamic batch and sequence axes (legacy TorchScript exporter)."""
     vocabulary = model.encoder.config.vocab_size
     ids = torch.randint(5, min(vocabulary, 1000), (2, 16))
-    dynamic = {INPUTS[0]: {0: "batch", 1: "pieces"}, INPUTS[1]: {0: "batch", 1: "pieces"},
-               OUTPUTS[0]: {0: "batch"}, OUTPUTS[1]: {0: "batch", 1: "pieces"}}
+    dynamic = {
+        INPUTS[0]: {0: "batch", 1: "pieces"},
+        INPUTS[1]: {0: "batch", 1: "pieces"},
+        OUTPUTS[0]: {0: "batch"},
+        OUTPUTS[1]: {0: "batch", 1: "pieces"},
+    }
     with torch.no_grad():
         torch.onnx.export(
-            model.eval(), (ids, torch.ones_like(ids)), str(path), input_names=list(INPUTS), output_names=list(OUTPUTS),
-            dynamic_axes=dynamic, opset_version=OPSET, dynamo=False,
+            model.eval(),
+            (ids, torch.ones_like(ids)),
+            str(path),
+            input_names=list(INPUTS),
+            output_names=list(OUTPUTS),
+            dynamic_axes=dynamic,
+            opset_version=OPSET,
+            dynamo=False,
         )
     return path
 
@@ -73,11 +83,17 @@ def export_onnx(model: JointIntentTagger, path: Path) -> Path:
 def quantize_int8(source: Path, target: Path) -> Path:
     nodes = onnx.load(str(source), load_external_data=False).graph.node
     heads = [node.name for node in nodes if node.name.startswith(HEADS)]
-    heads += [f"{name}_MatMul" for name in heads if name.endswith("Gemm")]  # the quantizer splits a Gemm into this MatMul
+    heads += [
+        f"{name}_MatMul" for name in heads if name.endswith("Gemm")
+    ]  # the quantizer splits a Gemm into this MatMul
     with _quiet_root_logger():
         quantize_dynamic(
-            str(source), str(target), per_channel=True, weight_type=QuantType.QInt8,
-            op_types_to_quantize=["MatMul"], nodes_to_exclude=heads,
+            str(source),
+            str(target),
+            per_channel=True,
+            weight_type=QuantType.QInt8,
+            op_types_to_quantize=["MatMul"],
+            nodes_to_exclude=heads,
         )
     return target
 
@@ -89,7 +105,9 @@ def gate_data(validation: Sequence[int], examples: int) -> Tuple[List[int], str]
     return list(range(examples)), f"labelled texts (the validation slice has {len(validation)} < {MIN_GATE_TEXTS})"
 
 
-def quality(session: ort.InferenceSession, encoder: TextEncoder, labels: Labels, texts, intents, annotations) -> Dict[str, float]:
+def quality(
+    session: ort.InferenceSession, encoder: TextEncoder, labels: Labels, texts, intents, annotations
+) -> Dict[str, float]:
     """Intent accuracy and exact-span entity F1 of an ONNX Runtime session, parsed as Triton's answers are."""
     infer = lambda ids, mask: session.run(list(OUTPUTS), {INPUTS[0]: ids, INPUTS[1]: mask})
     parses = parse_texts(texts, encoder, infer, labels, ranking_length=1, chunk_size=MAX_BATCH_SIZE)
@@ -110,12 +128,22 @@ def session(path: Path) -> ort.InferenceSession:
 def quality_gate(
     fp32: Path, int8: Path, encoder: TextEncoder, labels: Labels, texts, intents, annotations, data: str
 ) -> GateResult:
-    scores = {name: quality(session(path), encoder, labels, texts, intents, annotations) for name, path in (("fp32", fp32), ("int8", int8))}
+    scores = {
+        name: quality(session(path), encoder, labels, texts, intents, annotations)
+        for name, path in (("fp32", fp32), ("int8", int8))
+    }
     return GateResult(len(texts), data, scores["fp32"], scores["int8"])
 
 
 def export_version(
-    model: JointIntentTagger, encoder: TextEncoder, labels: Labels, directory: Path, texts, intents, annotations, data: str
+    model: JointIntentTagger,
+    encoder: TextEncoder,
+    labels: Labels,
+    directory: Path,
+    texts,
+    intents,
+    annotations,
+    data: str,
 ) -> GateResult:
     """model.onnx in `directory`, and model.int8.onnx beside it when the gate lets INT8 serve."""
     directory.mkdir(parents=True, exist_ok=True)

@@ -10,18 +10,19 @@ from typing import Tuple
 
 import torch
 from torch import nn
-from transformers import AutoModel
+from transformers import AutoModel, PreTrainedModel
 
 
 class JointIntentTagger(nn.Module):
     """Intent from the first piece's hidden state ([CLS] or <s>), a tag for every piece."""
 
-    def __init__(self, encoder: nn.Module, intents: int, tags: int) -> None:
+    def __init__(self, encoder: PreTrainedModel, intents: int, tags: int) -> None:
         super().__init__()
         self.encoder = encoder
         config = encoder.config
         hidden = config.hidden_size
-        self.dropout = nn.Dropout(getattr(config, "hidden_dropout_prob", None) or getattr(config, "dropout", 0.1))
+        # DistilBERT names it `dropout`.
+        self.dropout = nn.Dropout(getattr(config, "hidden_dropout_prob", getattr(config, "dropout", 0.1)))
         self.intent_head = nn.Linear(hidden, intents)
         self.tag_head = nn.Linear(hidden, tags)
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Dict, Hashable, Sequence, Set
+from typing import Dict, Hashable, Sequence, Set, TypeVar
+
+Span = TypeVar("Span", bound=Hashable)
 
 
-def entity_scores(gold: Sequence[Set[Hashable]], predicted: Sequence[Set[Hashable]]) -> Dict[str, float]:
+def entity_scores(gold: Sequence[Set[Span]], predicted: Sequence[Set[Span]]) -> Dict[str, float]:
     """Micro precision, recall and F1 over exact spans (e.g. (entity, start, end) tuples)."""
     tp = sum(len(g & p) for g, p in zip(gold, predicted))
     fp = sum(len(p - g) for g, p in zip(gold, predicted))

@@ -41,7 +41,9 @@ class TritonSettings:
         url = os.environ.get("TRITON_URL", section.get("url", cls.url))
         return cls(
             url=url,
-            model_repository=Path(os.environ.get("TRITON_MODEL_REPOSITORY", section.get("model_repository", cls.model_repository))),
+            model_repository=Path(
+                os.environ.get("TRITON_MODEL_REPOSITORY", section.get("model_repository", cls.model_repository))
+            ),
             timeout_s=float(os.environ.get("TRITON_TIMEOUT", section.get("timeout", cls.timeout_s))),
             http_port=int(section.get("http_port", cls.http_port)),
             grpc_port=int(section.get("grpc_port", url.rsplit(":", 1)[-1])),

@@ -25,8 +25,32 @@ from spacy.matcher import Matcher
 from spacy.tokens import Doc, Span
 from spacy.util import filter_spans
 
-MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
-          "november", "december", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec"]
+MONTHS = [
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+    "jan",
+    "feb",
+    "mar",
+    "apr",
+    "jun",
+    "jul",
+    "aug",
+    "sep",
+    "sept",
+    "oct",
+    "nov",
+    "dec",
+]
 WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 CURRENCY_WORDS = ["dollar", "dollars", "usd", "eur", "euro", "euros", "gbp", "pound", "pounds", "bucks"]
 DAY = {"REGEX": r"^\d{1,2}(st|nd|rd|th)?$"}
@@ -38,8 +62,15 @@ PATTERNS: Dict[str, List[List[Dict[str, Any]]]] = {
     "email": [[{"LIKE_EMAIL": True}]],
     "phone": [
         [{"TEXT": {"REGEX": r"^\+\d{1,3}$"}}, {"TEXT": {"REGEX": r"^\d{2,4}$"}, "OP": "+"}],
-        [{"ORTH": "(", "OP": "?"}, {"TEXT": {"REGEX": r"^\d{3}$"}}, {"ORTH": ")", "OP": "?"}, {"ORTH": "-", "OP": "?"},
-         {"TEXT": {"REGEX": r"^\d{3}$"}}, {"ORTH": "-", "OP": "?"}, {"TEXT": {"REGEX": r"^\d{4}$"}}],
+        [
+            {"ORTH": "(", "OP": "?"},
+            {"TEXT": {"REGEX": r"^\d{3}$"}},
+            {"ORTH": ")", "OP": "?"},
+            {"ORTH": "-", "OP": "?"},
+            {"TEXT": {"REGEX": r"^\d{3}$"}},
+            {"ORTH": "-", "OP": "?"},
+            {"TEXT": {"REGEX": r"^\d{4}$"}},
+        ],
         [{"TEXT": {"REGEX": r"^\+?\d{10,13}$"}}],
     ],
     "amount": [
@@ -54,8 +85,13 @@ PATTERNS: Dict[str, List[List[Dict[str, Any]]]] = {
         [{"LOWER": {"IN": MONTHS}}, {"TEXT": DAY}, {"ORTH": ","}, YEAR_AFTER_COMMA],
         [{"TEXT": DAY}, {"LOWER": "of", "OP": "?"}, {"LOWER": {"IN": MONTHS}}, YEAR],
         [{"TEXT": {"REGEX": r"^\d{1,2}/\d{1,2}(/\d{2,4})?$"}}],
-        [{"TEXT": {"REGEX": r"^\d{4}$"}}, {"ORTH": "-"}, {"TEXT": {"REGEX": r"^\d{2}$"}}, {"ORTH": "-"},
-         {"TEXT": {"REGEX": r"^\d{2}$"}}],
+        [
+            {"TEXT": {"REGEX": r"^\d{4}$"}},
+            {"ORTH": "-"},
+            {"TEXT": {"REGEX": r"^\d{2}$"}},
+            {"ORTH": "-"},
+            {"TEXT": {"REGEX": r"^\d{2}$"}},
+        ],
         [{"LIKE_NUM": True}, {"LOWER": {"IN": ["day", "days", "week", "weeks", "month", "months"]}}, {"LOWER": "ago"}],
     ],
 }
@@ -78,8 +114,10 @@ class StructuredEntityExtractor(GraphComponent, EntityExtractorMixin):
         self.component_config = config
         unknown = set(config["entities"]) - set(PATTERNS)
         if unknown:
-            raise ValueError(f"{type(self).__name__}: no rules for entities {sorted(unknown)} in config.yml; "
-                             f"choose from {sorted(PATTERNS)}.")
+            raise ValueError(
+                f"{type(self).__name__}: no rules for entities {sorted(unknown)} in config.yml; "
+                f"choose from {sorted(PATTERNS)}."
+            )
         self._nlp = spacy.blank(config["language"])
         self._matcher = Matcher(self._nlp.vocab)
         for label in config["entities"]:
@@ -109,8 +147,10 @@ class StructuredEntityExtractor(GraphComponent, EntityExtractorMixin):
     def extract(self, text: Text) -> List[Dict[Text, Any]]:
         """The structured entities in `text`, longest match first where matches overlap."""
         doc = self._nlp.make_doc(text)
-        spans = [Span(doc, start, end, label=self._nlp.vocab.strings[match_id])
-                 for match_id, start, end in self._matcher(doc)]
+        spans = [
+            Span(doc, start, end, label=self._nlp.vocab.strings[match_id])
+            for match_id, start, end in self._matcher(doc)
+        ]
         return [
             {"entity": span.label_, "start": span.start_char, "end": span.end_char, "value": span.text}
             for span in sorted(filter_spans(spans), key=lambda s: s.start)
@@ -142,6 +182,8 @@ def _overlap(a: Dict[Text, Any], b: Dict[Text, Any]) -> bool:
 def _replaceable_by(entity: Dict[Text, Any], other: Dict[Text, Any]) -> bool:
     """A shorter entity of the same type, inside `entity`."""
     contained = entity["start"] <= other["start"] and other["end"] <= entity["end"]
-    return other["entity"] == entity["entity"] and contained and (other["end"] - other["start"]) < (
-        entity["end"] - entity["start"])
-
+    return (
+        other["entity"] == entity["entity"]
+        and contained
+        and (other["end"] - other["start"]) < (entity["end"] - entity["start"])
+    )

@@ -69,9 +69,7 @@ def piece_tags(offsets: Offsets, annotations: Sequence[Dict[str, Any]], tags: Se
             labels.append(IGNORED)
             continue
         start, end = offset
-        owner = next(
-            (i for i, a in enumerate(annotations) if start < a["end"] and end > a["start"]), None
-        )
+        owner = next((i for i, a in enumerate(annotations) if start < a["end"] and end > a["start"]), None)
         if owner is None:
             labels.append(index[OUTSIDE])
         else:

@@ -100,7 +100,11 @@ def fine_tune(
     windows = encoder.windows(texts)
     firsts = set(windows.first_windows())
     examples: List[Example] = [
-        (ids, intent_index[intents[text]] if window in firsts else IGNORED, piece_tags(offsets, annotations[text], labels.tags))
+        (
+            ids,
+            intent_index[intents[text]] if window in firsts else IGNORED,
+            piece_tags(offsets, annotations[text], labels.tags),
+        )
         for window, (ids, offsets, text) in enumerate(zip(windows.input_ids, windows.offsets, windows.text_index))
     ]
     train_texts, validation_texts = holdout(intents, config.validation_fraction, config.seed)
@@ -154,7 +158,9 @@ def _bucketed_order(examples: Sequence[Example], size: int, generator: torch.Gen
     return [i for b in torch.randperm(len(batches), generator=generator).tolist() for i in batches[b]]
 
 
-def _validation_loss(model: JointIntentTagger, encoder: TextEncoder, examples: Sequence[Example], config: FineTuneConfig, device) -> float:
+def _validation_loss(
+    model: JointIntentTagger, encoder: TextEncoder, examples: Sequence[Example], config: FineTuneConfig, device
+) -> float:
     model.eval()
     total = 0.0
     with torch.no_grad():
@@ -200,10 +206,10 @@ def _fit(
             progress.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.4f}")
         if not validation:
             continue
-        loss = _validation_loss(model, encoder, validation, config, device)
-        logger.debug("epoch %d validation loss %.4f", epoch + 1, loss)
-        if loss < best_loss:
-            best_loss, best_state, stale = loss, copy.deepcopy(model.state_dict()), 0
+        validation_loss = _validation_loss(model, encoder, validation, config, device)
+        logger.debug("epoch %d validation loss %.4f", epoch + 1, validation_loss)
+        if validation_loss < best_loss:
+            best_loss, best_state, stale = validation_loss, copy.deepcopy(model.state_dict()), 0
         else:
             stale += 1
             if stale >= config.patience:

@@ -65,17 +65,24 @@ class TritonNLUClient:
         """Ask Triton (explicit model control) to (re)load a model with all its versions."""
         try:
             # Each version starts a Python stub and an ONNX Runtime session: loading takes far longer than inference.
-            self._client.load_model(name, headers={GRPC_API_KEY_HEADER: self._api_key},
-                                    client_timeout=max(self.timeout_s, LOAD_TIMEOUT_S))
+            self._client.load_model(
+                name, headers={GRPC_API_KEY_HEADER: self._api_key}, client_timeout=max(self.timeout_s, LOAD_TIMEOUT_S)
+            )
         except InferenceServerException as error:
             hint = "" if self._api_key else " (TRITON_API_KEY is unset: set it to the key Triton was started with)"
-            raise TritonUnavailable(f"Triton at {self.url} could not load model '{name}': {_reason(error)}{hint}") from error
+            raise TritonUnavailable(
+                f"Triton at {self.url} could not load model '{name}': {_reason(error)}{hint}"
+            ) from error
 
-    def infer(self, name: str, version: int, input_ids: np.ndarray, attention_mask: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    def infer(
+        self, name: str, version: int, input_ids: np.ndarray, attention_mask: np.ndarray
+    ) -> Tuple[np.ndarray, np.ndarray]:
         """Intent probabilities [windows, intents] and tag probabilities [windows, pieces, tags], one request."""
         if self._failed and not self._live_within(PROBE_TIMEOUT_S):
-            raise TritonUnavailable(f"Triton at {self.url} is still not answering (no health answer within "
-                                    f"{PROBE_TIMEOUT_S} s after a failed request)")
+            raise TritonUnavailable(
+                f"Triton at {self.url} is still not answering (no health answer within "
+                f"{PROBE_TIMEOUT_S} s after a failed request)"
+            )
         inputs = []
         for input_name, array in zip(INPUTS, (input_ids, attention_mask)):
             tensor = grpcclient.InferInput(input_name, list(array.shape), "INT64")

@@ -14,4 +14,6 @@ LABELS_FILE = "labels.json"
 FINGERPRINT_FILE = "fingerprint"
 MAX_BATCH_SIZE = 64  # windows per request: the parser never sends more
 API_KEY_HEADER = "triton-api-key"  # Triton's restricted APIs (load, unload) require it; only the component sends it
-RESTRICTED_APIS = "model-repository,model-config,shared-memory,statistics,trace,logging"  # all but health, metadata, inference
+RESTRICTED_APIS = (
+    "model-repository,model-config,shared-memory,statistics,trace,logging"  # all but health, metadata, inference
+)

@@ -90,10 +90,14 @@ def install_version(source: Path, repository: Path, name: str, version: int) -> 
 def _data_files(directory: Path) -> list:
     """The version's files, checked to be regular files named in VERSION_FILES."""
     entries = list(directory.iterdir())
-    strangers = [entry.name for entry in entries if entry.name not in VERSION_FILES or entry.is_symlink() or not entry.is_file()]
+    strangers = [
+        entry.name for entry in entries if entry.name not in VERSION_FILES or entry.is_symlink() or not entry.is_file()
+    ]
     if strangers:
-        raise UnsafeModel(f"{directory} holds {', '.join(sorted(strangers))}: a version may hold only "
-                          f"{', '.join(VERSION_FILES)}; retrain the model with `rasa train`")
+        raise UnsafeModel(
+            f"{directory} holds {', '.join(sorted(strangers))}: a version may hold only "
+            f"{', '.join(VERSION_FILES)}; retrain the model with `rasa train`"
+        )
     return entries
 
 

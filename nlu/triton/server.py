@@ -60,8 +60,14 @@ def install_backend(backends: Path) -> Path:
 
 
 def server_command(
-    repository: Path, backends: Path, http_port: int, grpc_port: int, metrics_port: int, api_key: str,
-    host: str = "127.0.0.1", log_verbose: int = 0,
+    repository: Path,
+    backends: Path,
+    http_port: int,
+    grpc_port: int,
+    metrics_port: int,
+    api_key: str,
+    host: str = "127.0.0.1",
+    log_verbose: int = 0,
 ) -> List[str]:
     """tritonserver's command line: explicit model control, every model in the repository loaded,
     listening on `host` only, and every API but health, metadata and inference behind `api_key`.
@@ -105,7 +111,12 @@ def server_environment() -> dict:
 
 
 def exec_server(
-    repository: Path, http_port: int, grpc_port: int, metrics_port: int, api_key: str, host: str = "127.0.0.1",
+    repository: Path,
+    http_port: int,
+    grpc_port: int,
+    metrics_port: int,
+    api_key: str,
+    host: str = "127.0.0.1",
     cache: Optional[Path] = None,
 ) -> NoReturn:
     """Replace this process with tritonserver, so that signals reach the server itself."""

@@ -64,7 +64,10 @@ class TritonPythonModel:
         masks = [pb_utils.get_input_tensor_by_name(r, self.input_names[1]).as_numpy() for r in requests]
         length = max(batch.shape[1] for batch in ids)
         widen = lambda batch: np.pad(batch, ((0, 0), (0, length - batch.shape[1])))  # pad id only under mask 0
-        feed = {self.input_names[0]: np.concatenate([widen(b) for b in ids]), self.input_names[1]: np.concatenate([widen(m) for m in masks])}
+        feed = {
+            self.input_names[0]: np.concatenate([widen(b) for b in ids]),
+            self.input_names[1]: np.concatenate([widen(m) for m in masks]),
+        }
         intents, tags = self.session.run(self.output_names, feed)
         responses, row = [], 0
         for batch in ids:
