@@ -51,7 +51,7 @@ def summarize(tracker: Tracker, turns: int = 12) -> Text:
 
 class ActionAnswerFaq(Action):
     """Answer a frequent question with its response in domain.yml, utter_<intent> (utter_faq_shipping
-    for faq_shipping), which anyone may edit without training; a question without one gets the
+    for faq_shipping), so an answer is added or changed there alone; a question without one gets the
     default answer and an error log that says what to add."""
 
     def name(self) -> Text:
