@@ -36,6 +36,10 @@ class Service:
     crashes: int = 0  # in a row: reset once it has run for STABLE_S
     restart_at: Optional[float] = None
 
+    def exited(self) -> bool:
+        """Whether its process has ended (or never started)."""
+        return self.process is None or self.process.poll() is not None
+
 
 FIRST_BACKOFF_S = 1.0
 MAX_BACKOFF_S = 60.0
@@ -55,7 +59,7 @@ class Supervisor:
         """Start a service and wait until its ready URL answers 200."""
         self._spawn(service)
         self.services.append(service)
-        wait_for(service.ready_url, timeout_s, alive=lambda: service.process.poll() is None, what=service.name)
+        wait_for(service.ready_url, timeout_s, alive=lambda: not service.exited(), what=service.name)
 
     def watch(self, poll_s: float = 0.5) -> None:
         """Block while the services run, restarting each one that exits after its backoff."""
@@ -66,7 +70,7 @@ class Supervisor:
             time.sleep(poll_s)
 
     def _check(self, service: Service, now: float) -> None:
-        if service.process.poll() is None:
+        if not service.exited():
             if service.crashes and now - service.started_at >= STABLE_S:
                 service.crashes = 0
             return
@@ -74,7 +78,7 @@ class Supervisor:
             pause = min(MAX_BACKOFF_S, FIRST_BACKOFF_S * 2 ** service.crashes)
             service.restart_at = now + pause
             logger.error("%s exited with code %s; restarting it in %.0f s (log: %s)",
-                         service.name, service.process.returncode, pause, service.log_path)
+                         service.name, service.process and service.process.returncode, pause, service.log_path)
         elif now >= service.restart_at:
             service.crashes += 1
             service.restart_at = None
@@ -102,7 +106,8 @@ class Supervisor:
         deadline = time.monotonic() + grace_s
         for service in reversed(self.services):
             try:
-                service.process.wait(max(0.1, deadline - time.monotonic()))
+                if service.process is not None:
+                    service.process.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 pass
             _signal_group(service.process, signal.SIGKILL)
