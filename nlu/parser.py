@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import List, Sequence
+from typing import List, Protocol, Sequence, Tuple
+
+import numpy as np
 
 from nlu.decoding import Labels, Parse, parse_texts
 from nlu.encoding import TextEncoder
-from nlu.triton.client import TritonNLUClient
 from nlu.triton.contract import MAX_BATCH_SIZE
 
 
@@ -25,8 +26,16 @@ class ServedModel:
     labels: Labels
 
 
+class Inference(Protocol):
+    """What the parser asks of Triton: nlu.triton.client.TritonNLUClient, or a stand-in in tests."""
+
+    def infer(
+        self, name: str, version: int, input_ids: np.ndarray, attention_mask: np.ndarray
+    ) -> Tuple[np.ndarray, np.ndarray]: ...
+
+
 class Parser:
-    def __init__(self, encoder: TextEncoder, client: TritonNLUClient, model: ServedModel, ranking_length: int) -> None:
+    def __init__(self, encoder: TextEncoder, client: Inference, model: ServedModel, ranking_length: int) -> None:
         self.encoder = encoder
         self.client = client
         self.model = model

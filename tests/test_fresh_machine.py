@@ -88,10 +88,10 @@ def host_mirror(codename: str) -> str:
                 uris.append(fields[1])
     for path in sorted(glob.glob("/etc/apt/sources.list.d/*.sources")):
         for stanza in re.split(r"\n\s*\n", Path(path).read_text()):
-            fields = dict(re.findall(r"^([A-Za-z-]+):\s*(.*)$", stanza, re.MULTILINE))
-            enabled = fields.get("Enabled", "yes") != "no"
-            if enabled and "deb" in fields.get("Types", "").split() and codename in fields.get("Suites", "").split():
-                uris.extend(fields.get("URIs", "").split())
+            stanza_fields = dict(re.findall(r"^([A-Za-z-]+):\s*(.*)$", stanza, re.MULTILINE))
+            enabled = stanza_fields.get("Enabled", "yes") != "no"
+            if enabled and "deb" in stanza_fields.get("Types", "").split() and codename in stanza_fields.get("Suites", "").split():
+                uris.extend(stanza_fields.get("URIs", "").split())
     http_uris = [uri for uri in uris if uri.startswith(("http://", "https://"))]
     assert http_uris, (
         f"no http(s) apt source for {codename} in /etc/apt/sources.list(.d): the fresh-machine test "

@@ -29,12 +29,12 @@ class RecordingClient:
     """Answers like Triton (every window `order_status`, every piece `O`) and records each request's shape."""
 
     def __init__(self) -> None:
-        self.shapes: List[Tuple[int, int]] = []
+        self.shapes: List[Tuple[int, ...]] = []
 
-    def infer(self, name: str, version: int, ids: np.ndarray, mask: np.ndarray):
-        self.shapes.append(ids.shape)
-        intents = np.tile(np.array([[0.1, 0.9]], dtype=np.float32), (ids.shape[0], 1))
-        tags = np.zeros(ids.shape + (len(LABELS.tags),), dtype=np.float32)
+    def infer(self, name: str, version: int, input_ids: np.ndarray, attention_mask: np.ndarray):
+        self.shapes.append(input_ids.shape)
+        intents = np.tile(np.array([[0.1, 0.9]], dtype=np.float32), (input_ids.shape[0], 1))
+        tags = np.zeros(input_ids.shape + (len(LABELS.tags),), dtype=np.float32)
         tags[..., 0] = 1.0
         return intents, tags
 
