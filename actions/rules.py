@@ -40,10 +40,10 @@ def label(form: str) -> str:
 
 def form_rules(forms: Dict[str, Dict[str, Any]], faq_intents: List[str]) -> List[Step]:
     faq = intents(faq_intents)
-    rules = [{"rule": "Answer a frequent question", "steps": [faq, {"action": "action_answer_faq"}]}]
+    rules: List[Step] = [{"rule": "Answer a frequent question", "steps": [faq, {"action": "action_answer_faq"}]}]
     for form, spec in forms.items():
         name, inside = label(form), {"condition": [{"active_loop": form}]}
-        leave = [{"action": "action_deactivate_loop"}, {"active_loop": None}]
+        leave: List[Step] = [{"action": "action_deactivate_loop"}, {"active_loop": None}]
         rules += [
             {"rule": f"Start the {name} form",
              "steps": [intents(spec["intents"]), {"action": form}, {"active_loop": form}]},
