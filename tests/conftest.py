@@ -21,6 +21,7 @@ import yaml
 
 from bot import secrets, services
 from bot.supervisor import Supervisor
+from tests import test_fresh_machine as fresh_machine
 from tests.fake_telegram_api import FakeTelegramApi
 from tests.postgres import PostgresServer
 
@@ -55,6 +56,15 @@ def pytest_collection_modifyitems(items) -> None:
     for item in items:
         if SLOW_FIXTURES.intersection(item.fixturenames):
             item.add_marker(pytest.mark.slow)
+
+
+def pytest_collection_finish(session) -> None:
+    if any(item.module.__name__ == fresh_machine.__name__ for item in session.items) and os.geteuid() == 0:
+        fresh_machine.start_in_background()
+
+
+def pytest_sessionfinish(session) -> None:
+    fresh_machine.stop_in_background()
 
 
 def free_port() -> int:

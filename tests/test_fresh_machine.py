@@ -5,7 +5,9 @@ all already, so only a throw-away root can show that the script is enough.
 
 The root is a tmpfs mounted in a mount and PID namespace of its own (unshare): when the test's
 shell ends, its mounts, files and any process a package started there go with it, so nothing is
-left to unmount or delete (and no fsync or discard of a gigabyte on disk slows it down).
+left to unmount or delete (and no fsync or discard of a gigabyte on disk slows it down). The script
+starts as soon as the session has selected this test (tests/conftest.py): its minutes of downloads
+overlap the CPU-bound tests.
 """
 
 from __future__ import annotations
@@ -15,13 +17,16 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+PROGRAMS = ["debootstrap", "unshare", "chroot"]
 
 # Runs as PID 1 of the new namespaces: $1 mount point, $2 release codename, $3 mirror, $4 project.
 # The host's resolv.conf and local CA certificates (a TLS-inspecting proxy's, say) are its network
@@ -106,24 +111,62 @@ def mounts_under(path: Path) -> List[str]:
     return [point for point in points if point == str(path) or point.startswith(f"{path}/")]
 
 
-def test_system_deps_make_a_fresh_machine_run_and_test(tmp_path: Path) -> None:
-    codename = os_release().get("VERSION_CODENAME")
-    assert codename, "/etc/os-release has no VERSION_CODENAME to debootstrap"
-    for program in ["debootstrap", "unshare", "chroot"]:
-        assert shutil.which(program, path=SYSTEM_PATH), f"{program} is missing: `make system-deps` installs debootstrap"
-    root = tmp_path / "root"
+@dataclass
+class FreshRoot:
+    """The script running in its namespaces, its output going to a file."""
+
+    root: Path
+    process: subprocess.Popen
+    output: Path
+
+
+_started: Optional[FreshRoot] = None
+
+
+def start_in_background() -> None:
+    """Start the script now. It mostly waits on the network, so tests/conftest.py starts it as soon
+    as a session has selected this test, and it runs beside the CPU-bound tests."""
+    global _started
+    if _started is not None or not all(shutil.which(p, path=SYSTEM_PATH) for p in PROGRAMS):
+        return  # the test itself says what is missing
+    codename = os_release().get("VERSION_CODENAME", "")
+    base = Path(tempfile.mkdtemp(prefix="fresh-machine-"))
+    root, output = base / "root", base / "output.log"
     root.mkdir()
-    try:
-        # --kill-child: on a timeout the shell, PID 1 of the namespace, dies and takes the rest.
-        result = subprocess.run(
+    with open(output, "w") as log:
+        # --kill-child: when the shell, PID 1 of the namespace, dies it takes the rest with it.
+        process = subprocess.Popen(
             ["unshare", "--mount", "--propagation=private", "--pid", "--fork", "--kill-child",
              "bash", "-c", FRESH_MACHINE, "fresh-machine", str(root), codename, host_mirror(codename), str(ROOT)],
             env={"PATH": SYSTEM_PATH, "HOME": "/root", "LANG": "C.UTF-8"},
-            capture_output=True, text=True, timeout=1200,
+            stdout=log, stderr=subprocess.STDOUT,
         )
+    _started = FreshRoot(root, process, output)
+
+
+def stop_in_background() -> None:
+    """End the script if the session ends before the test waited for it (say, under -x)."""
+    if _started is not None and _started.process.poll() is None:
+        _started.process.kill()
+
+
+def test_system_deps_make_a_fresh_machine_run_and_test() -> None:
+    codename = os_release().get("VERSION_CODENAME")
+    assert codename, "/etc/os-release has no VERSION_CODENAME to debootstrap"
+    for program in PROGRAMS:
+        assert shutil.which(program, path=SYSTEM_PATH), f"{program} is missing: `make system-deps` installs debootstrap"
+    start_in_background()  # a no-op when conftest started it already
+    assert _started is not None
+    try:
+        returncode = _started.process.wait(timeout=1200)
+    except subprocess.TimeoutExpired:
+        _started.process.kill()
+        raise
     finally:
-        left_mounted = mounts_under(root)
+        left_mounted = mounts_under(_started.root)
         assert not left_mounted, f"the fresh root's mounts leaked out of their namespace: {left_mounted}"
-    steps = "\n".join(line for line in result.stdout.splitlines() if line.startswith("== "))
+    output = _started.output.read_text(errors="replace")
+    shutil.rmtree(_started.root.parent)  # the root's tmpfs went with its namespace: an empty folder is left
+    steps = "\n".join(line for line in output.splitlines() if line.startswith("== "))
     print(steps)
-    assert result.returncode == 0, f"{steps}\n{(result.stdout + result.stderr)[-4000:]}"
+    assert returncode == 0, f"{steps}\n{output[-4000:]}"
