@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import html
 import logging
-import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -70,10 +69,3 @@ def make_server(rasa_url: str, host: str = "127.0.0.1", port: int = 8080) -> Thr
             logger.debug("%s %s", self.address_string(), format % args)
 
     return ThreadingHTTPServer((host, port), Handler)
-
-
-def serve_in_thread(rasa_url: str, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
-    """Start the server on a background thread (port 0: a free one); `shutdown()` stops it."""
-    server = make_server(rasa_url, host, port)
-    threading.Thread(target=server.serve_forever, name="widget-server", daemon=True).start()
-    return server

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from playwright.sync_api import Page, expect, sync_playwright
 
-from bot import services, widget_server
+from bot import services
 from bot.supervisor import Service, Supervisor
 from tests.conftest import RASA_TOKEN, ROOT, free_port, rasa, write_project
 
@@ -50,11 +50,22 @@ WATCH_TYPING = """() => {
 }"""
 
 
+@contextmanager
+def demo_page(rasa_url: str, log_dir: Path) -> Iterator[str]:
+    """`python -m bot widget` for the Rasa at `rasa_url`, started as `make run` starts it; the demo page's URL."""
+    port = free_port()
+    supervisor = Supervisor(log_dir)
+    try:
+        supervisor.start(services.widget(port, rasa_url))
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        supervisor.stop(grace_s=5)
+
+
 @pytest.fixture(scope="module")
-def demo_url(bot_servers):
-    server = widget_server.serve_in_thread(bot_servers.rasa_url)
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
+def demo_url(bot_servers, tmp_path_factory):
+    with demo_page(bot_servers.rasa_url, tmp_path_factory.mktemp("widget-logs")) as url:
+        yield url
 
 
 @dataclass
@@ -101,10 +112,9 @@ def media_rasa(tmp_path_factory, triton) -> Iterator[RestartableRasa]:
 
 
 @pytest.fixture(scope="module")
-def media_demo_url(media_rasa):
-    server = widget_server.serve_in_thread(media_rasa.url)
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
+def media_demo_url(media_rasa, tmp_path_factory):
+    with demo_page(media_rasa.url, tmp_path_factory.mktemp("media-widget-logs")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
