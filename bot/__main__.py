@@ -24,8 +24,8 @@ from bot import secrets, services, widget_server
 from bot.conversation_log import cli as conversation_log_cli
 from bot.supervisor import ServiceFailed, Supervisor, exit_on_sigterm
 from bot.telegram import polling as telegram_polling
-from nlu.triton import server as triton_server
 from nlu.settings import TritonSettings
+from nlu.triton import server as triton_server
 
 RUN_DIR = Path(".run")
 

@@ -80,8 +80,13 @@ class FakeTelegramApi:
         self._server: Optional[ThreadingHTTPServer] = None
 
     @property
+    def server(self) -> ThreadingHTTPServer:
+        assert self._server is not None, "start() the fake first"
+        return self._server
+
+    @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/bot"
+        return f"http://127.0.0.1:{self.server.server_address[1]}/bot"
 
     def start(self) -> "FakeTelegramApi":
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
@@ -90,8 +95,8 @@ class FakeTelegramApi:
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self.server.shutdown()
+        self.server.server_close()
 
     # What tests use -----------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import List
 
+
 class PostgresMissing(RuntimeError):
     """PostgreSQL's server programs are not installed."""
 

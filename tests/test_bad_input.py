@@ -33,7 +33,16 @@ import pytest
 import socketio
 
 from bot.telegram.settings import SECRET_HEADER, WEBHOOK_PATH, TelegramSettings
-from tests.bad_input import OVERSIZED, REST_GARBAGE, SOCKETIO_GARBAGE, TELEGRAM_GARBAGE, TEXTS, Garbage, Text, json_bytes
+from tests.bad_input import (
+    OVERSIZED,
+    REST_GARBAGE,
+    SOCKETIO_GARBAGE,
+    TELEGRAM_GARBAGE,
+    TEXTS,
+    Garbage,
+    Text,
+    json_bytes,
+)
 from tests.fake_telegram_api import message_update
 
 REST_PATH = "/webhooks/rest/webhook"
@@ -74,7 +83,9 @@ class Corpus:
     def __init__(self, servers, fake_telegram) -> None:
         self.servers, self.fake_telegram = servers, fake_telegram
         self.run_id = uuid.uuid4().hex[:8]
-        self.secret = TelegramSettings.from_env(servers.env).secret_token
+        settings = TelegramSettings.from_env(servers.env)
+        assert settings, "the test servers run with a Telegram token"
+        self.secret = settings.secret_token
         self.outcomes: Dict[Tuple[str, str], Outcome] = {}
         self.error: Optional[Exception] = None
 

@@ -107,6 +107,7 @@ class Part:
 
     def kill(self) -> None:
         """SIGKILL its process group: no shutdown, nothing flushed."""
+        assert self.service.process, f"{self.service.name} was never started"
         os.killpg(self.service.process.pid, signal.SIGKILL)
         self.supervisor.stop()  # reaps it
 

@@ -110,10 +110,11 @@ def with_check_digits(country: str, account: str) -> str:
     return f"{country}{98 - int(numeric) % 97:02d}{account}"
 
 
-NANP = ["{a}-{e}-{l}", "{a}.{e}.{l}", "{a} {e} {l}", "{a}{e}{l}", "({a}) {e}-{l}", "1-{a}-{e}-{l}",
-        "+1 {a} {e} {l}", "+1 ({a}) {e}-{l}", "+1{a}{e}{l}"]
+# North American numbers: area code, exchange and line.
+NANP = ["{a}-{e}-{n}", "{a}.{e}.{n}", "{a} {e} {n}", "{a}{e}{n}", "({a}) {e}-{n}", "1-{a}-{e}-{n}",
+        "+1 {a} {e} {n}", "+1 ({a}) {e}-{n}", "+1{a}{e}{n}"]
 PHONES = st.one_of(
-    st.builds(lambda form, a, e, l: form.format(a=a, e=e, l=l),
+    st.builds(lambda form, a, e, n: form.format(a=a, e=e, n=n),
               st.sampled_from(NANP), number(200, 999), number(200, 999), number(0, 9999, 4)),
     st.builds("{}{} {} {} {}".format, st.sampled_from(["+", "00"]), number(1, 999), number(10, 99),
               number(0, 9999, 4), number(0, 9999, 4)),

@@ -39,7 +39,10 @@ def unescape(markdown_v2: str) -> str:
 
 
 def post(servers, update, secret: Optional[str] = None) -> httpx.Response:
-    secret = TelegramSettings.from_env(servers.env).secret_token if secret is None else secret
+    if secret is None:
+        settings = TelegramSettings.from_env(servers.env)
+        assert settings, "the test servers run with a Telegram token"
+        secret = settings.secret_token
     body = update if isinstance(update, (bytes, str)) else None
     return httpx.post(f"{servers.rasa_url}{WEBHOOK_PATH}", content=body, json=None if body else update,
                       headers={SECRET_HEADER: secret} if secret else {}, timeout=60)

@@ -46,7 +46,7 @@ def install() -> None:
             return events
 
     run_or_apologise.answers_failures = True  # type: ignore[attr-defined]
-    RemoteAction.run = run_or_apologise  # type: ignore[method-assign]
+    RemoteAction.run = run_or_apologise
 
 
 def _apologised_this_turn(tracker: Any) -> bool:

@@ -95,7 +95,7 @@ def _hide_deprecation_warnings() -> None:
     back on), which says nothing to someone reading a report: show every other warning only."""
     show = warnings.showwarning
 
-    def show_others(message, category, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def show_others(message, category, *args, **kwargs):
         if not issubclass(category, DeprecationWarning):
             show(message, category, *args, **kwargs)
 

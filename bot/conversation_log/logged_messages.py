@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Optional
 
-from rasa.shared.constants import DEFAULT_NLU_FALLBACK_INTENT_NAME as FALLBACK_INTENT, INTENT_MESSAGE_PREFIX
+from rasa.shared.constants import DEFAULT_NLU_FALLBACK_INTENT_NAME as FALLBACK_INTENT
+from rasa.shared.constants import INTENT_MESSAGE_PREFIX
 
 from bot.conversation_log.store import StoredEvent
 
@@ -36,7 +37,7 @@ def logged_messages(events: Iterable[StoredEvent]) -> List[LoggedMessage]:
         text = event.data.get("text") or ""
         intent = (parse.get("intent") or {}).get("name")
         ranking = parse.get("intent_ranking") or [parse.get("intent") or {}]
-        best = next((entry for entry in ranking if entry.get("name") not in (None, FALLBACK_INTENT)), {})
+        best: Dict[str, Any] = next((entry for entry in ranking if entry.get("name") not in (None, FALLBACK_INTENT)), {})
         messages.append(
             LoggedMessage(
                 sender_id=event.sender_id,

@@ -200,6 +200,7 @@ def phones(text: str) -> List[Tuple[int, int]]:
             span = _prefixed_phone(prefixed)
             position = span[1] if span else prefixed.start() + 1
         else:
+            assert plain is not None  # the loop runs while either is found
             span = plain.span()
             position = span[1]
         if span:
@@ -211,7 +212,7 @@ def phones(text: str) -> List[Tuple[int, int]]:
     return found
 
 
-def mask(text: str, spans: Iterable[Tuple[int, ...]]) -> str:
+def mask(text: str, spans: Iterable[tuple]) -> str:
     """The text with each span's characters replaced by MASK, so offsets stay."""
     pieces, last = [], 0
     for start, end, *_ in spans:

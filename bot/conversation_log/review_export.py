@@ -73,6 +73,7 @@ def render(found: List[Candidate], redactor: Redactor, period: str) -> str:
     """The NLU YAML: intents ordered by their least confident example, examples by rising confidence."""
     groups: Dict[str, List[Candidate]] = {}
     for candidate in sorted(found, key=lambda c: _urgency(c.message)):
+        assert candidate.message.predicted is not None  # candidates() keeps only predicted messages
         groups.setdefault(candidate.message.predicted, []).append(candidate)
     lines = [HEADER.format(period=period), 'version: "3.1"', "nlu:" if groups else "nlu: []"]
     for intent, members in groups.items():

@@ -86,6 +86,8 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
     TRITON_URL does for the `triton:` section: the password stays out of endpoints.yml.
     """
 
+    engine: sa.engine.Engine  # made by SQLTrackerStore, remade by _remake_engine
+
     def __init__(
         self,
         domain: Optional[Domain] = None,

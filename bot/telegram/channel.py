@@ -112,6 +112,8 @@ class TelegramInput(InputChannel):
     def bot(self) -> Bot:
         # Made on first use, inside Sanic's event loop, which its HTTP connections belong to.
         if self._bot is None:
+            if self.settings is None:
+                raise RuntimeError("Telegram is off: set TELEGRAM_BOT_TOKEN")
             self._bot = self.settings.bot()
         return self._bot
 
@@ -148,13 +150,14 @@ class TelegramInput(InputChannel):
                 logger.exception(f"Telegram update {update.update_id} could not be answered")
             return response.json({"ok": True})
 
-        if self.settings:
+        settings = self.settings
+        if settings:
             @telegram.listener("before_server_start")
             async def hide_token(*_: Any) -> None:
                 # Here, not earlier: Sanic sets up its own log handlers when Rasa creates the app.
-                hide_in_logs(self.settings.token)
+                hide_in_logs(settings.token)
 
-        if self.settings and self.settings.webhook_url:
+        if settings and settings.webhook_url:
             @telegram.listener("after_server_start")
             async def on_server_start(*_: Any) -> None:
                 await self.register_webhook()
@@ -173,6 +176,8 @@ class TelegramInput(InputChannel):
 
     async def register_webhook(self) -> None:
         """Tell Telegram to POST updates to TELEGRAM_WEBHOOK_URL with our secret header."""
+        if self.settings is None or not self.settings.webhook_url:
+            return
         url = self.settings.webhook_url
         try:
             await self.bot.set_webhook(url, secret_token=self.settings.secret_token, allowed_updates=ALLOWED_UPDATES)
@@ -186,8 +191,8 @@ class TelegramInput(InputChannel):
         stickers and edits, ignore the rest."""
         output = TelegramOutput(self.bot)
         message = update.message
-        if update.callback_query and update.callback_query.data:
-            query = update.callback_query
+        query = update.callback_query
+        if query and query.data:
             await self._stop_spinner(update)
             chat_id, text = query.message.chat.id if query.message else query.from_user.id, query.data
         elif message and message.text:
@@ -207,6 +212,8 @@ class TelegramInput(InputChannel):
     async def _stop_spinner(self, update: Update) -> None:
         """Acknowledge a button press. Telegram refuses to for an old press ("query is too old", one
         that waited while the bot was down); the press is answered all the same."""
+        if update.callback_query is None:
+            return
         try:
             await update.callback_query.answer()
         except TelegramError as error:

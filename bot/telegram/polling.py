@@ -106,12 +106,12 @@ async def _forward(rasa: httpx.AsyncClient, webhook: str, secret: str, update: U
     backoff = 1.0
     while True:
         try:
-            answer = await rasa.post(webhook, content=update.to_json(),
-                                     headers={SECRET_HEADER: secret, "Content-Type": "application/json"})
+            posted = await rasa.post(
+                webhook, content=update.to_json(), headers={SECRET_HEADER: secret, "Content-Type": "application/json"})
+            answer: Optional[httpx.Response] = posted
+            reason = f"HTTP {posted.status_code}: {posted.text[:200]}"
         except httpx.HTTPError as error:
             answer, reason = None, f"{type(error).__name__}: {error}"
-        else:
-            reason = f"HTTP {answer.status_code}: {answer.text[:200]}"
         if answer is not None and answer.status_code == 403:
             raise PollingStopped(f"the bot at {webhook} refused our secret (403): it runs with another "
                                  "TELEGRAM_BOT_TOKEN or TELEGRAM_SECRET_TOKEN than this command; use the same")
