@@ -3,12 +3,34 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import List
+from typing import TYPE_CHECKING, Any, List
 
-from sqlalchemy import Column, Date, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
-from sqlalchemy.orm import declarative_base, relationship
+from sqlalchemy import (
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import registry, relationship
 
-Base = declarative_base()
+
+@registry().as_declarative_base()
+class Base:
+    """The tables' declarative base, as a class (declarative_base()'s value is no type to mypy)."""
+
+    metadata: MetaData
+
+    if TYPE_CHECKING:  # the constructor the registry gives every table: one keyword per column
+
+        def __init__(self, **columns: Any) -> None: ...
+
 
 # Order statuses, in the order an order goes through them (or "cancelled" before it ships).
 PROCESSING, SHIPPED, DELIVERED, CANCELLED = "processing", "shipped", "delivered", "cancelled"
