@@ -1,12 +1,12 @@
 """`python -m bot`: serve the NLU models on Triton, or run the whole bot.
 
-    python -m bot triton     Triton on the model repository named in endpoints.yml
-    python -m bot run        train if the data changed, then Triton, actions, Rasa and the web widget together
-    python -m bot widget     serve the chat widget and its demo page
-    python -m bot telegram   long-poll Telegram and let the running bot answer
-    python -m bot export     logged user messages as NLU YAML to review, or conversations as test stories
-    python -m bot report     conversations, intents, fallback rate and confidence for a period (md + png)
-    python -m bot secrets    the services' shared secrets as shell exports: eval "$(python -m bot secrets)"
+python -m bot triton     Triton on the model repository named in endpoints.yml
+python -m bot run        train if the data changed, then Triton, actions, Rasa and the web widget together
+python -m bot widget     serve the chat widget and its demo page
+python -m bot telegram   long-poll Telegram and let the running bot answer
+python -m bot export     logged user messages as NLU YAML to review, or conversations as test stories
+python -m bot report     conversations, intents, fallback rate and confidence for a period (md + png)
+python -m bot secrets    the services' shared secrets as shell exports: eval "$(python -m bot secrets)"
 """
 
 from __future__ import annotations
@@ -82,11 +82,24 @@ def run(args: argparse.Namespace) -> int:
         subprocess.run([services.RASA, "train", "--endpoints", args.endpoints], check=True, env=env)
     supervisor = Supervisor(RUN_DIR)
     started = [
-        services.triton(settings.http_port, settings.grpc_port, settings.metrics_port, endpoints=args.endpoints,
-                        host=args.host, env=env),
+        services.triton(
+            settings.http_port,
+            settings.grpc_port,
+            settings.metrics_port,
+            endpoints=args.endpoints,
+            host=args.host,
+            env=env,
+        ),
         services.actions(args.actions_port, host=args.host, env=env),
-        services.rasa(args.port, tokens[secrets.RASA_AUTH_TOKEN], args.endpoints, args.credentials, host=args.host,
-                      cors=services.widget_origins(args.widget_port), env=env),
+        services.rasa(
+            args.port,
+            tokens[secrets.RASA_AUTH_TOKEN],
+            args.endpoints,
+            args.credentials,
+            host=args.host,
+            cors=services.widget_origins(args.widget_port),
+            env=env,
+        ),
         services.widget(args.widget_port, rasa_url, host=args.host, env=env),
     ]
     if args.telegram:
@@ -126,18 +139,25 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__.splitlines()[0])
     parser.add_argument("--endpoints", default=os.environ.get("RASA_ENDPOINTS", "endpoints.yml"))
     host = argparse.ArgumentParser(add_help=False)
-    host.add_argument("--host", default=os.environ.get("BOT_HOST", services.LOCALHOST),
-                      help="address to listen on (default 127.0.0.1, or $BOT_HOST; 0.0.0.0 opens every interface)")
+    host.add_argument(
+        "--host",
+        default=os.environ.get("BOT_HOST", services.LOCALHOST),
+        help="address to listen on (default 127.0.0.1, or $BOT_HOST; 0.0.0.0 opens every interface)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("triton", parents=[host], help="serve the model repository with the bundled Triton server")
+    serve = commands.add_parser(
+        "triton", parents=[host], help="serve the model repository with the bundled Triton server"
+    )
     serve.add_argument("--model-repository", type=Path)
     serve.add_argument("--http-port", type=int)
     serve.add_argument("--grpc-port", type=int)
     serve.add_argument("--metrics-port", type=int)
     serve.set_defaults(handler=triton)
 
-    start = commands.add_parser("run", parents=[host], help="train if needed, then start Triton, the action server and Rasa")
+    start = commands.add_parser(
+        "run", parents=[host], help="train if needed, then start Triton, the action server and Rasa"
+    )
     start.add_argument("--port", type=int, default=int(os.environ.get("RASA_PORT", 5005)))
     start.add_argument("--actions-port", type=int, default=int(os.environ.get("ACTIONS_PORT", 5055)))
     start.add_argument("--credentials", default="credentials.yml")

@@ -47,17 +47,34 @@ def triton(
     cwd: Optional[Path] = None,
 ) -> Service:
     """`python -m bot triton` (TRITON_API_KEY in `env` guards its model-repository API)."""
-    command = [PYTHON, "-m", "bot"] + (["--endpoints", endpoints] if endpoints else []) + [
-        "triton", "--host", host,
-        "--http-port", str(http_port), "--grpc-port", str(grpc_port), "--metrics-port", str(metrics_port),
-    ]
+    command = (
+        [PYTHON, "-m", "bot"]
+        + (["--endpoints", endpoints] if endpoints else [])
+        + [
+            "triton",
+            "--host",
+            host,
+            "--http-port",
+            str(http_port),
+            "--grpc-port",
+            str(grpc_port),
+            "--metrics-port",
+            str(metrics_port),
+        ]
+    )
     if repository is not None:
         command += ["--model-repository", str(repository)]
     return Service("triton", command, f"http://{reachable(host)}:{http_port}/v2/health/ready", env=env, cwd=cwd)
 
 
-def actions(port: int, host: str = LOCALHOST, workers: int = 1, env: Optional[Dict[str, str]] = None,
-            cwd: Optional[Path] = None, name: str = "actions") -> Service:
+def actions(
+    port: int,
+    host: str = LOCALHOST,
+    workers: int = 1,
+    env: Optional[Dict[str, str]] = None,
+    cwd: Optional[Path] = None,
+    name: str = "actions",
+) -> Service:
     """`python -m actions`: the action server, answering only calls with ACTION_SERVER_TOKEN."""
     command = [PYTHON, "-m", "actions", "--port", str(port), "--host", host, "--workers", str(workers)]
     return Service(name, command, f"http://{reachable(host)}:{port}/health", env=env, cwd=cwd)
@@ -76,8 +93,20 @@ def rasa(
     name: str = "rasa",
 ) -> Service:
     """`rasa run --enable-api` with the auth token; CORS for `cors` origins only (none by default)."""
-    command = [RASA, "run", "--enable-api", f"--auth-token={auth_token}", "--interface", host, "--port", str(port),
-               "--endpoints", endpoints, "--credentials", credentials]
+    command = [
+        RASA,
+        "run",
+        "--enable-api",
+        f"--auth-token={auth_token}",
+        "--interface",
+        host,
+        "--port",
+        str(port),
+        "--endpoints",
+        endpoints,
+        "--credentials",
+        credentials,
+    ]
     if model is not None:
         command += ["--model", str(model)]
     if cors:
@@ -99,5 +128,6 @@ def widget_origins(port: int) -> Sequence[str]:
 
 def telegram_poller(rasa_url: str, env: Optional[Dict[str, str]] = None) -> Service:
     """`python -m bot telegram`: long-polls Telegram and posts each update to Rasa's webhook."""
-    return Service("telegram", [PYTHON, "-m", "bot", "telegram", "--rasa-url", rasa_url],
-                   f"{rasa_url}/webhooks/telegram/", env=env)
+    return Service(
+        "telegram", [PYTHON, "-m", "bot", "telegram", "--rasa-url", rasa_url], f"{rasa_url}/webhooks/telegram/", env=env
+    )

@@ -75,10 +75,15 @@ class Supervisor:
                 service.crashes = 0
             return
         if service.restart_at is None:
-            pause = min(MAX_BACKOFF_S, FIRST_BACKOFF_S * 2 ** service.crashes)
+            pause = min(MAX_BACKOFF_S, FIRST_BACKOFF_S * 2**service.crashes)
             service.restart_at = now + pause
-            logger.error("%s exited with code %s; restarting it in %.0f s (log: %s)",
-                         service.name, service.process and service.process.returncode, pause, service.log_path)
+            logger.error(
+                "%s exited with code %s; restarting it in %.0f s (log: %s)",
+                service.name,
+                service.process and service.process.returncode,
+                pause,
+                service.log_path,
+            )
         elif now >= service.restart_at:
             service.crashes += 1
             service.restart_at = None
@@ -92,7 +97,8 @@ class Supervisor:
         with open(service.log_path, "ab") as log:
             service.process = subprocess.Popen(
                 list(service.command),
-                stdout=log, stderr=subprocess.STDOUT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 env=service.env,
                 cwd=service.cwd,
                 start_new_session=True,

@@ -47,20 +47,28 @@ def make_server(rasa_url: str, host: str = "127.0.0.1", port: int = 8080) -> Thr
             path = urlsplit(self.path).path
             if path in ("/", "/index.html"):
                 widget_url = f"http://{self.headers.get('Host', f'localhost:{port}')}/widget.js"
-                body = (page.replace("__RASA_URL__", html.escape(rasa_url))
-                        .replace("__WIDGET_URL__", html.escape(widget_url))).encode()
+                body = (
+                    page.replace("__RASA_URL__", html.escape(rasa_url)).replace(
+                        "__WIDGET_URL__", html.escape(widget_url)
+                    )
+                ).encode()
                 self._send(body, "text/html; charset=utf-8", {"Content-Security-Policy": policy})
             elif path == "/widget.js":
                 self._send(bundle, "application/javascript; charset=utf-8")
             else:
                 self._send(b"Not found\n", "text/plain; charset=utf-8", status=HTTPStatus.NOT_FOUND)
 
-        def _send(self, body: bytes, content_type: str, headers: Optional[Dict[str, str]] = None,
-                  status: int = HTTPStatus.OK) -> None:
+        def _send(
+            self, body: bytes, content_type: str, headers: Optional[Dict[str, str]] = None, status: int = HTTPStatus.OK
+        ) -> None:
             self.send_response(status)
-            for name, value in {"Content-Type": content_type, "Content-Length": str(len(body)),
-                                "Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff",
-                                **(headers or {})}.items():
+            for name, value in {
+                "Content-Type": content_type,
+                "Content-Length": str(len(body)),
+                "Cache-Control": "no-cache",
+                "X-Content-Type-Options": "nosniff",
+                **(headers or {}),
+            }.items():
                 self.send_header(name, value)
             self.end_headers()
             self.wfile.write(body)

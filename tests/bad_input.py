@@ -37,13 +37,16 @@ TEXTS = [
     Text("NUL and controls", "where\x00 is\x01 my\x07 order\x1b[31m 12345\x7f?\x0b\x0c\x08"),
     Text("Arabic with bidi marks", "\u200fأين طلبي؟ \u202bأريد استرداد المبلغ\u202c\u200f", verbatim=True),
     Text("Hebrew with an override", "\u202eאיפה ההזמנה שלי\u202c \u2067שלום\u2069 \u200e", verbatim=True),
-    Text("emoji and ZWJ sequences", "👨\u200d👩\u200d👧\u200d👦 🏳\ufe0f\u200d🌈 👍🏽 where is my order? 😀🙏",
-         verbatim=True),
+    Text(
+        "emoji and ZWJ sequences",
+        "👨\u200d👩\u200d👧\u200d👦 🏳\ufe0f\u200d🌈 👍🏽 where is my order? 😀🙏",
+        verbatim=True,
+    ),
     Text("3000 CJK characters", ("我的订单在哪里？请帮我查一下。" * 200)[:3000], verbatim=True),
     Text("SQL drop table", "'; DROP TABLE orders; --", verbatim=True),
     Text("SQL always true", "1 OR 1=1", verbatim=True),
     Text("script tag", "<script>alert(1)</script>", verbatim=True),
-    Text("img onerror", '<img src=x onerror=alert(1)>', verbatim=True),
+    Text("img onerror", "<img src=x onerror=alert(1)>", verbatim=True),
     Text("lone surrogates", "where is \ud800 my order \udfff?"),
 ]
 
@@ -81,8 +84,12 @@ REST_GARBAGE = [
 
 TELEGRAM_GARBAGE = [
     # The secret header is added by the test unless the item's headers name it.
-    Garbage("forged: wrong secret", json_bytes({"update_id": 1, "message": {"message_id": 1, "text": "hi"}}), 403,
-            {"X-Telegram-Bot-Api-Secret-Token": "forged-secret"}),
+    Garbage(
+        "forged: wrong secret",
+        json_bytes({"update_id": 1, "message": {"message_id": 1, "text": "hi"}}),
+        403,
+        {"X-Telegram-Bot-Api-Secret-Token": "forged-secret"},
+    ),
     Garbage("forged: no secret", json_bytes({"update_id": 1}), 403, {"X-Telegram-Bot-Api-Secret-Token": ""}),
     Garbage("invalid JSON", b'{"update_id": 1, "message": {', 400),
     Garbage("an array", b"[]", 400),

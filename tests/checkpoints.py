@@ -38,12 +38,21 @@ def _byte_level_bpe(directory: Path, corpus: Iterable[str]) -> PreTrainedTokeniz
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
     tokenizer.train_from_iterator(
-        corpus, trainers.BpeTrainer(vocab_size=600, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+        corpus,
+        trainers.BpeTrainer(
+            vocab_size=600, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        ),
     )
     tokenizer.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0), trim_offsets=True)
     return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>",
-        mask_token="<mask>", cls_token="<s>", sep_token="</s>",
+        tokenizer_object=tokenizer,
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        mask_token="<mask>",
+        cls_token="<s>",
+        sep_token="</s>",
     )
 
 
@@ -53,12 +62,18 @@ def _unigram(directory: Path, corpus: Iterable[str]) -> PreTrainedTokenizerFast:
     tokenizer.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
     tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
     tokenizer.decoder = decoders.Metaspace()
-    tokenizer.train_from_iterator(corpus, trainers.UnigramTrainer(vocab_size=400, special_tokens=specials, unk_token="[UNK]"))
+    tokenizer.train_from_iterator(
+        corpus, trainers.UnigramTrainer(vocab_size=400, special_tokens=specials, unk_token="[UNK]")
+    )
     tokenizer.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
     )
     return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]",
+        tokenizer_object=tokenizer,
+        pad_token="[PAD]",
+        unk_token="[UNK]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
         mask_token="[MASK]",
     )
 
@@ -68,7 +83,9 @@ FAMILIES: Dict[str, Callable] = {
     "distilbert": lambda vocab, pad: DistilBertConfig(
         vocab_size=vocab, pad_token_id=pad, dim=64, n_layers=2, n_heads=2, hidden_dim=128
     ),
-    "roberta": lambda vocab, pad: RobertaConfig(vocab_size=vocab, pad_token_id=pad, max_position_embeddings=130, **SIZE),
+    "roberta": lambda vocab, pad: RobertaConfig(
+        vocab_size=vocab, pad_token_id=pad, max_position_embeddings=130, **SIZE
+    ),
     "albert": lambda vocab, pad: AlbertConfig(vocab_size=vocab, pad_token_id=pad, embedding_size=32, **SIZE),
     "deberta": lambda vocab, pad: DebertaV2Config(vocab_size=vocab, pad_token_id=pad, **SIZE),
 }

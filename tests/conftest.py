@@ -133,16 +133,26 @@ def write_project(directory: Path, triton: Triton, nlu_overrides: Dict, policies
     config["policies"] = policies
     (directory / "config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     endpoints = {
-        "triton": {"url": triton.url, "model_repository": str(triton.repository), "timeout": 2.0,
-                   "http_port": triton.http_port, "grpc_port": triton.grpc_port, "metrics_port": triton.metrics_port},
-        "action_endpoint": {"url": f"http://localhost:{ports.get('actions_port', 5055)}/webhook",
-                            "headers": ACTION_HEADERS},
+        "triton": {
+            "url": triton.url,
+            "model_repository": str(triton.repository),
+            "timeout": 2.0,
+            "http_port": triton.http_port,
+            "grpc_port": triton.grpc_port,
+            "metrics_port": triton.metrics_port,
+        },
+        "action_endpoint": {
+            "url": f"http://localhost:{ports.get('actions_port', 5055)}/webhook",
+            "headers": ACTION_HEADERS,
+        },
     }
     (directory / "endpoints.yml").write_text(yaml.safe_dump(endpoints, sort_keys=False))
     return directory
 
 
-def rasa(*args: str, cwd: Path, env: Optional[Dict[str, str]] = None, timeout: float = 900) -> subprocess.CompletedProcess:
+def rasa(
+    *args: str, cwd: Path, env: Optional[Dict[str, str]] = None, timeout: float = 900
+) -> subprocess.CompletedProcess:
     """Run the `rasa` CLI of this environment in `cwd`; fail with its output on error."""
     environment = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", **(env or {})}
     result = subprocess.run(
@@ -221,18 +231,35 @@ def bot_servers(tmp_path_factory, trained_bot, triton, fake_telegram) -> Iterato
     # The conversation log as shipped (SQLite, redacting), in the project copy's logs/.
     served["tracker_store"] = yaml.safe_load((ROOT / "endpoints.yml").read_text())["tracker_store"]
     (project / SERVED_ENDPOINTS).write_text(yaml.safe_dump(served))
-    decoy = {**served, "triton": {**served["triton"], "url": f"localhost:{free_port()}",
-                                  "model_repository": str(project / "not-the-served-repository")}}
+    decoy = {
+        **served,
+        "triton": {
+            **served["triton"],
+            "url": f"localhost:{free_port()}",
+            "model_repository": str(project / "not-the-served-repository"),
+        },
+    }
     (project / "endpoints.yml").write_text(yaml.safe_dump(decoy))
     shop_url = f"sqlite:///{project / 'shop.db'}"
     supervisor = Supervisor(tmp_path_factory.mktemp("logs"))
     own = {key: value for key, value in os.environ.items() if key != "LOG_STORE_URL"}  # a developer's log database
-    env = {**own, "RASA_TELEMETRY_ENABLED": "false", "SHOP_DATABASE_URL": shop_url,
-           "TELEGRAM_BOT_TOKEN": fake_telegram.token, "TELEGRAM_API_URL": fake_telegram.base_url}
+    env = {
+        **own,
+        "RASA_TELEMETRY_ENABLED": "false",
+        "SHOP_DATABASE_URL": shop_url,
+        "TELEGRAM_BOT_TOKEN": fake_telegram.token,
+        "TELEGRAM_API_URL": fake_telegram.base_url,
+    }
     supervisor.start(services.actions(actions_port, env=env, cwd=project))
     supervisor.start(
-        services.rasa(rasa_port, RASA_TOKEN, SERVED_ENDPOINTS, model=project / "models" / trained_bot.model.name,
-                      env=env, cwd=project),
+        services.rasa(
+            rasa_port,
+            RASA_TOKEN,
+            SERVED_ENDPOINTS,
+            model=project / "models" / trained_bot.model.name,
+            env=env,
+            cwd=project,
+        ),
         timeout_s=300,
     )
     yield Servers(f"http://localhost:{rasa_port}", actions_port, supervisor, env, project, shop_url)

@@ -42,10 +42,12 @@ def markdown_v2_error(text: str) -> Optional[str]:
     """Telegram's answer to a MarkdownV2 text it can't parse, or None when it is fine."""
     done = 0
     for match in _ENTITY.finditer(text):
-        for position, character in enumerate(text[done:match.start()], start=done):
+        for position, character in enumerate(text[done : match.start()], start=done):
             if character in _RESERVED:
-                return f"Bad Request: can't parse entities: Character '{character}' is reserved and must be escaped " \
-                       f"with the preceding '\\' (offset {position})"
+                return (
+                    f"Bad Request: can't parse entities: Character '{character}' is reserved and must be escaped "
+                    f"with the preceding '\\' (offset {position})"
+                )
         inner = match["bold"] or match["italic"] or match["label"]
         if inner and markdown_v2_error(inner):
             return markdown_v2_error(inner)
@@ -115,8 +117,11 @@ class FakeTelegramApi:
 
     def sent(self, method: str, chat_id: Optional[int] = None) -> List[Dict[str, Any]]:
         with self._changed:
-            return [c.params for c in self.calls
-                    if c.method == method and (chat_id is None or c.params.get("chat_id") == chat_id)]
+            return [
+                c.params
+                for c in self.calls
+                if c.method == method and (chat_id is None or c.params.get("chat_id") == chat_id)
+            ]
 
     @contextmanager
     def refusing(self, method: str, code: int, description: str, **params: Any) -> Iterator[None]:
@@ -170,8 +175,11 @@ class FakeTelegramApi:
 
     def _get_updates(self, params: Dict[str, Any]) -> List[Dict[str, Any]]:
         if self.webhook:
-            raise _ApiError(409, "Conflict: can't use getUpdates method while webhook is active; "
-                                 "use deleteWebhook to delete the webhook first")
+            raise _ApiError(
+                409,
+                "Conflict: can't use getUpdates method while webhook is active; "
+                "use deleteWebhook to delete the webhook first",
+            )
         offset, limit = params.get("offset", 0), params.get("limit", 100)
         deadline = time.monotonic() + params.get("timeout", 0)
         with self._changed:
@@ -187,9 +195,15 @@ class FakeTelegramApi:
         if params.get("parse_mode") == "MarkdownV2" and (error := markdown_v2_error(text)):
             raise _ApiError(400, error)
         if method == "sendMessage" and not (0 < visible_length(text) <= 4096):
-            raise _ApiError(400, "Bad Request: message is too long" if text.strip() else "Bad Request: message text is empty")
-        message = {"message_id": next(self._message_ids), "date": int(time.time()), "from": BOT_USER,
-                   "chat": {"id": params["chat_id"], "type": "private"}}
+            raise _ApiError(
+                400, "Bad Request: message is too long" if text.strip() else "Bad Request: message text is empty"
+            )
+        message = {
+            "message_id": next(self._message_ids),
+            "date": int(time.time()),
+            "from": BOT_USER,
+            "chat": {"id": params["chat_id"], "type": "private"},
+        }
         if method == "sendMessage":
             message["text"] = text
         else:
@@ -272,15 +286,22 @@ def _params(query: str, body: bytes, content_type: str) -> Dict[str, Any]:
 
 # Updates as Telegram sends them -------------------------------------------------------------------
 
+
 def user(chat_id: int) -> Dict[str, Any]:
     return {"id": chat_id, "is_bot": False, "first_name": "Test", "language_code": "en"}
 
 
-def message_update(update_id: int, chat_id: int, text: Optional[str] = None, kind: str = "message",
-                   **content: Any) -> Dict[str, Any]:
+def message_update(
+    update_id: int, chat_id: int, text: Optional[str] = None, kind: str = "message", **content: Any
+) -> Dict[str, Any]:
     """A `message` (or `edited_message`) update; `content` adds e.g. a sticker or photo."""
-    message = {"message_id": update_id, "date": int(time.time()), "chat": {"id": chat_id, "type": "private"},
-               "from": user(chat_id), **content}
+    message = {
+        "message_id": update_id,
+        "date": int(time.time()),
+        "chat": {"id": chat_id, "type": "private"},
+        "from": user(chat_id),
+        **content,
+    }
     if text is not None:
         message["text"] = text
         if text.startswith("/"):
@@ -292,8 +313,19 @@ def message_update(update_id: int, chat_id: int, text: Optional[str] = None, kin
 
 def callback_update(update_id: int, chat_id: int, data: str) -> Dict[str, Any]:
     """A press on an inline keyboard button under one of the bot's messages."""
-    return {"update_id": update_id, "callback_query": {
-        "id": f"cq-{update_id}", "from": user(chat_id), "chat_instance": "1", "data": data,
-        "message": {"message_id": 1, "date": int(time.time()), "chat": {"id": chat_id, "type": "private"},
-                    "from": BOT_USER, "text": "buttons"},
-    }}
+    return {
+        "update_id": update_id,
+        "callback_query": {
+            "id": f"cq-{update_id}",
+            "from": user(chat_id),
+            "chat_instance": "1",
+            "data": data,
+            "message": {
+                "message_id": 1,
+                "date": int(time.time()),
+                "chat": {"id": chat_id, "type": "private"},
+                "from": BOT_USER,
+                "text": "buttons",
+            },
+        },
+    }

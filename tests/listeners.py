@@ -19,7 +19,7 @@ def _listeners(port: int) -> Dict[str, str]:
                 address, hex_port = fields[1].split(":")
                 if fields[3] == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
                     raw = bytes.fromhex(address)
-                    words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))  # little-endian words
+                    words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))  # little-endian words
                     found[fields[9]] = socket.inet_ntop(family, words)
     return found
 

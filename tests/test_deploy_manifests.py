@@ -65,7 +65,11 @@ def _endpoints() -> Dict[str, Any]:
 def _triton_ports() -> Dict[str, int]:
     section = _endpoints()["triton"]
     grpc = int(section.get("grpc_port", section["url"].rsplit(":", 1)[-1]))
-    return {"http": int(section.get("http_port", 8000)), "grpc": grpc, "metrics": int(section.get("metrics_port", 8002))}
+    return {
+        "http": int(section.get("http_port", 8000)),
+        "grpc": grpc,
+        "metrics": int(section.get("metrics_port", 8002)),
+    }
 
 
 def _actions_port() -> int:
@@ -132,8 +136,8 @@ def _exec_form(dockerfile: Path, instruction: str) -> List[str]:
 def _option(args: List[str], flag: str) -> List[str]:
     """The values that follow `flag` in a command line, up to the next option."""
     assert args.count(flag) == 1, f"{flag} should be given once in {args}"
-    values = args[args.index(flag) + 1:]
-    return values[:next((i for i, value in enumerate(values) if value.startswith("--")), len(values))]
+    values = args[args.index(flag) + 1 :]
+    return values[: next((i for i, value in enumerate(values) if value.startswith("--")), len(values))]
 
 
 def _assert_origins(origins: List[str]) -> None:
@@ -149,6 +153,7 @@ _COMPOSE_VARIABLE = re.compile(r"\$\{(\w+)(?::([-?])([^}]*))?\}")
 
 def _interpolate(value: Any, env: Dict[str, str]) -> str:
     """What compose makes of ${VAR}, ${VAR:-default} and ${VAR:?error}: an unset or empty VAR with :? stops it."""
+
     def substitute(match: "re.Match[str]") -> str:
         name, operator, argument = match.groups()
         if env.get(name):
@@ -156,6 +161,7 @@ def _interpolate(value: Any, env: Dict[str, str]) -> str:
         if operator == "?":
             raise KeyError(f"{name}: {argument}")
         return argument if operator == "-" else ""
+
     return _COMPOSE_VARIABLE.sub(substitute, str(value))
 
 
@@ -189,9 +195,20 @@ def _template() -> Dict[str, str]:
 
 
 def test_deploy_has_the_expected_files():
-    for path in ("Dockerfile", "triton/Dockerfile", "triton/serve.sh", "docker-compose.yml", "endpoints.yml",
-                 "README.md", ".gitignore", "k8s/triton.yaml", "k8s/bot.yaml", "k8s/network-policies.yaml",
-                 "k8s/kustomization.yaml", "k8s/secrets.env.example"):
+    for path in (
+        "Dockerfile",
+        "triton/Dockerfile",
+        "triton/serve.sh",
+        "docker-compose.yml",
+        "endpoints.yml",
+        "README.md",
+        ".gitignore",
+        "k8s/triton.yaml",
+        "k8s/bot.yaml",
+        "k8s/network-policies.yaml",
+        "k8s/kustomization.yaml",
+        "k8s/secrets.env.example",
+    ):
         assert (DEPLOY / path).is_file(), f"deploy/{path} is missing"
 
 
@@ -235,7 +252,9 @@ def test_triton_image_pins_onnx_numpy_as_the_lock_and_runs_onnxruntime_gpu():
 def test_triton_image_installs_our_backend():
     copies = [args.split() for name, args in _instructions(TRITON_DOCKERFILE) if name == "COPY"]
     target = f"/opt/tritonserver/backends/{contract.BACKEND}/model.py"
-    assert ["nlu/triton/backend/model.py", target] in copies, f"deploy/triton/Dockerfile does not copy the backend to {target}"
+    assert ["nlu/triton/backend/model.py", target] in copies, (
+        f"deploy/triton/Dockerfile does not copy the backend to {target}"
+    )
     assert (ROOT / "nlu/triton/backend/model.py").is_file()
     ignore = (DEPLOY / "triton" / "Dockerfile.dockerignore").read_text().splitlines()
     assert "!nlu/triton/backend/model.py" in ignore, "the .dockerignore leaves the backend out of the build context"
@@ -248,8 +267,14 @@ def _serve(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
     fake.write_text('#!/bin/sh\nprintf "%s\\n" "$@"\n')
     fake.chmod(0o755)
     (tmp_path / "--load-model=trap").touch()  # an unquoted --load-model=* would expand to it
-    return subprocess.run(["sh", str(TRITON_SERVE)], env={"PATH": f"{fake.parent}:/usr/bin:/bin", **env},
-                          cwd=tmp_path, capture_output=True, text=True, timeout=10)
+    return subprocess.run(
+        ["sh", str(TRITON_SERVE)],
+        env={"PATH": f"{fake.parent}:/usr/bin:/bin", **env},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
 
 
 def test_triton_image_is_the_official_container_serving_our_repository():
@@ -268,13 +293,18 @@ def test_triton_image_starts_tritonserver_as_bot_triton_does_with_its_apis_behin
     started = _serve(tmp_path, TRITON_API_KEY="the-key")
     assert started.returncode == 0, started.stderr
     ports = _triton_ports()
-    expected = server_command(Path("/models"), tmp_path, ports["http"], ports["grpc"], ports["metrics"],
-                              "the-key", host="0.0.0.0")[1:]
+    expected = server_command(
+        Path("/models"), tmp_path, ports["http"], ports["grpc"], ports["metrics"], "the-key", host="0.0.0.0"
+    )[1:]
     local = ("--backend-directory=", "--cache-directory=", "--log-verbose=")
     assert sorted(started.stdout.splitlines()) == sorted(f for f in expected if not f.startswith(local))
     restricted = f"{contract.RESTRICTED_APIS}:{contract.API_KEY_HEADER}=the-key"
-    for flag in (f"--http-restricted-api={restricted}", f"--grpc-restricted-protocol={restricted}",
-                 f"--cache-config=local,size={RESPONSE_CACHE_BYTES}", "--load-model=*"):
+    for flag in (
+        f"--http-restricted-api={restricted}",
+        f"--grpc-restricted-protocol={restricted}",
+        f"--cache-config=local,size={RESPONSE_CACHE_BYTES}",
+        "--load-model=*",
+    ):
         assert flag in started.stdout.splitlines()
 
 
@@ -293,12 +323,28 @@ def test_bot_image_installs_the_lock_without_resolving():
     assert any(re.search(r"pip install --no-deps \.(\s|$)", run) for run in runs)
     # The image's own command serves the channels only: no HTTP API (it would need the token), no CORS.
     assert _exec_form(BOT_DOCKERFILE, "CMD") == [
-        "rasa", "run", "--interface", "0.0.0.0", "--port", str(RASA_PORT), "--endpoints", "endpoints.yml",
-        "--credentials", "credentials.yml",
+        "rasa",
+        "run",
+        "--interface",
+        "0.0.0.0",
+        "--port",
+        str(RASA_PORT),
+        "--endpoints",
+        "endpoints.yml",
+        "--credentials",
+        "credentials.yml",
     ]
     copied = " ".join(args for name, args in instructions if name == "COPY")
-    for path in ("requirements.lock", "pyproject.toml", "nlu", "actions", "config.yml", "domain.yml", "data",
-                 "deploy/endpoints.yml"):
+    for path in (
+        "requirements.lock",
+        "pyproject.toml",
+        "nlu",
+        "actions",
+        "config.yml",
+        "domain.yml",
+        "data",
+        "deploy/endpoints.yml",
+    ):
         assert path in copied, f"deploy/Dockerfile does not copy {path}"
 
 
@@ -360,7 +406,15 @@ def test_compose_services_and_images():
     for service in services.values():
         if "build" in service:
             assert ((DEPLOY / service["build"]["context"]).resolve() / service["build"]["dockerfile"]).is_file()
-    assert services["actions"]["command"] == ["python", "-m", "actions", "--host", "0.0.0.0", "--port", str(_actions_port())]
+    assert services["actions"]["command"] == [
+        "python",
+        "-m",
+        "actions",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        str(_actions_port()),
+    ]
 
 
 def test_compose_reserves_the_gpus_for_triton():
@@ -399,8 +453,11 @@ def test_compose_lets_only_rasa_onto_tritons_internal_network():
 
 def test_compose_requires_every_secret_from_the_environment():
     services = _compose()["services"]
-    needs = {"triton": [secrets.TRITON_API_KEY], "actions": [secrets.ACTION_SERVER_TOKEN],
-             "rasa": [name for name in secrets.NAMES if name != secrets.RASA_AUTH_TOKEN]}  # that one: --auth-token
+    needs = {
+        "triton": [secrets.TRITON_API_KEY],
+        "actions": [secrets.ACTION_SERVER_TOKEN],
+        "rasa": [name for name in secrets.NAMES if name != secrets.RASA_AUTH_TOKEN],
+    }  # that one: --auth-token
     for service, names in needs.items():
         for name in names:
             value = services[service]["environment"].get(name)
@@ -486,8 +543,11 @@ def test_triton_and_rasa_share_the_model_repository_claim():
             for v in deployment["spec"]["template"]["spec"]["volumes"]
             if "persistentVolumeClaim" in v
         }
-        mounts = [m["mountPath"] for m in _container(deployment)["volumeMounts"]
-                  if volumes.get(m["name"]) == "triton-model-repository"]
+        mounts = [
+            m["mountPath"]
+            for m in _container(deployment)["volumeMounts"]
+            if volumes.get(m["name"]) == "triton-model-repository"
+        ]
         assert len(mounts) == 1
         return mounts[0]
 
@@ -528,8 +588,11 @@ def _selects(selector: Dict[str, Any], labels: Dict[str, str]) -> bool:
 def test_network_policies_let_only_rasa_reach(target: str, port: int):
     """Every NetworkPolicy on the pods admits Rasa's pods of this namespace alone (no namespaceSelector, no
     ipBlock, no rule without `from`), on the one port Rasa calls; at least one exists."""
-    policies = [d for d in _k8s_documents()
-                if d["kind"] == "NetworkPolicy" and _selects(d["spec"]["podSelector"], _pod_labels(target))]
+    policies = [
+        d
+        for d in _k8s_documents()
+        if d["kind"] == "NetworkPolicy" and _selects(d["spec"]["podSelector"], _pod_labels(target))
+    ]
     assert policies, f"no NetworkPolicy selects the {target} pods: anyone in the cluster reaches them"
     others = ("triton", "actions")  # a peer that also selects these is not Rasa alone
     for policy in policies:
@@ -554,8 +617,12 @@ SECRET_USERS = {
 
 def _secret_keys() -> set:
     """The keys of the Secret that the manifests read."""
-    refs = (e.get("valueFrom", {}).get("secretKeyRef", {}) for d in _deployments()
-            for c in d["spec"]["template"]["spec"]["containers"] for e in c.get("env", []))
+    refs = (
+        e.get("valueFrom", {}).get("secretKeyRef", {})
+        for d in _deployments()
+        for c in d["spec"]["template"]["spec"]["containers"]
+        for e in c.get("env", [])
+    )
     return {ref["key"] for ref in refs if ref.get("name") == SECRET}
 
 
@@ -590,8 +657,13 @@ def test_k8s_rasa_api_needs_the_token_and_cors_allows_the_widget_alone(tmp_path:
     assert _option(args, "--port") == [str(RASA_PORT)]
     # Rasa would take an empty token as the right one for ?token=: the command refuses to start with it.
     for token, starts in (("", False), ("t", True)):
-        started = subprocess.run([*rasa["command"], "true"], env={"PATH": "/usr/bin:/bin", "RASA_AUTH_TOKEN": token},
-                                 capture_output=True, text=True, timeout=10)
+        started = subprocess.run(
+            [*rasa["command"], "true"],
+            env={"PATH": "/usr/bin:/bin", "RASA_AUTH_TOKEN": token},
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         assert (started.returncode == 0) is starts, started.stderr
 
 
@@ -602,9 +674,14 @@ def test_k8s_shop_database_outlives_the_pod():
     assert _secret_ref(container, SHOP_DATABASE_URL)["key"] == SHOP_DATABASE_URL
     default = urlparse(_template()[SHOP_DATABASE_URL])
     assert default.scheme == "sqlite" and default.path.startswith("//"), "the default must be an absolute SQLite path"
-    claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v}
-    (claim,) = [claims[m["name"]] for m in container["volumeMounts"]
-                if m["name"] in claims and Path(m["mountPath"]) in Path(default.path[1:]).parents]
+    claims = {
+        v["name"]: v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v
+    }
+    (claim,) = [
+        claims[m["name"]]
+        for m in container["volumeMounts"]
+        if m["name"] in claims and Path(m["mountPath"]) in Path(default.path[1:]).parents
+    ]
     access = _k8s("PersistentVolumeClaim", claim)["spec"]["accessModes"]
     if access == ["ReadWriteOnce"]:
         assert deployment["spec"]["strategy"]["type"] == "Recreate" and deployment["spec"]["replicas"] == 1

@@ -65,7 +65,9 @@ def test_int8_is_kept_only_when_the_gate_passes(tmp_path):
     labels = Labels(["cancel", "greet", "status", "thanks"], ["O", "B-order_id||", "I-order_id||"])
     torch.manual_seed(0)
     model = JointIntentTagger.from_base(base, intents=4, tags=3).eval()
-    gate = export.export_version(model, encoder, labels, tmp_path, texts, intents, [[] for _ in texts], "training texts")
+    gate = export.export_version(
+        model, encoder, labels, tmp_path, texts, intents, [[] for _ in texts], "training texts"
+    )
     assert set(gate.fp32) == set(gate.int8) == {"intent_accuracy", "entity_f1"}
     assert (tmp_path / "model.int8.onnx").exists() == gate.passed
     assert (tmp_path / "model.onnx").exists()

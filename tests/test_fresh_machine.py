@@ -95,7 +95,11 @@ def host_mirror(codename: str) -> str:
         for stanza in re.split(r"\n\s*\n", Path(path).read_text()):
             stanza_fields = dict(re.findall(r"^([A-Za-z-]+):\s*(.*)$", stanza, re.MULTILINE))
             enabled = stanza_fields.get("Enabled", "yes") != "no"
-            if enabled and "deb" in stanza_fields.get("Types", "").split() and codename in stanza_fields.get("Suites", "").split():
+            if (
+                enabled
+                and "deb" in stanza_fields.get("Types", "").split()
+                and codename in stanza_fields.get("Suites", "").split()
+            ):
                 uris.extend(stanza_fields.get("URIs", "").split())
     http_uris = [uri for uri in uris if uri.startswith(("http://", "https://"))]
     assert http_uris, (
@@ -136,10 +140,25 @@ def start_in_background() -> None:
     with open(output, "w") as log:
         # --kill-child: when the shell, PID 1 of the namespace, dies it takes the rest with it.
         process = subprocess.Popen(
-            ["unshare", "--mount", "--propagation=private", "--pid", "--fork", "--kill-child",
-             "bash", "-c", FRESH_MACHINE, "fresh-machine", str(root), codename, host_mirror(codename), str(ROOT)],
+            [
+                "unshare",
+                "--mount",
+                "--propagation=private",
+                "--pid",
+                "--fork",
+                "--kill-child",
+                "bash",
+                "-c",
+                FRESH_MACHINE,
+                "fresh-machine",
+                str(root),
+                codename,
+                host_mirror(codename),
+                str(ROOT),
+            ],
             env={"PATH": SYSTEM_PATH, "HOME": "/root", "LANG": "C.UTF-8"},
-            stdout=log, stderr=subprocess.STDOUT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     _started = FreshRoot(root, process, output)
 

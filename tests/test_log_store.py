@@ -58,9 +58,14 @@ DOMAIN = {
     "version": "3.1",
     "intents": ["greet", "goodbye", "order_status", "share_contact"],  # share_contact comes from a button only
     "entities": ["order_id", "email", "phone"],
-    "slots": {entity: {"type": "text", "influence_conversation": False,
-                       "mappings": [{"type": "from_entity", "entity": entity}]}
-              for entity in ("order_id", "email", "phone")},
+    "slots": {
+        entity: {
+            "type": "text",
+            "influence_conversation": False,
+            "mappings": [{"type": "from_entity", "entity": entity}],
+        }
+        for entity in ("order_id", "email", "phone")
+    },
     "responses": {
         "utter_greet": [{"text": "Hello! How can I help?"}],
         "utter_goodbye": [{"text": "Goodbye!"}],
@@ -109,12 +114,19 @@ nlu:
     - can you check my order 77310
     - is order 23456 on its way
 """
-RULES = {"version": "3.1", "rules": [
-    {"rule": f"answer {intent}", "steps": [{"intent": intent}, {"action": action}]}
-    for intent, action in [("greet", "utter_greet"), ("goodbye", "utter_goodbye"),
-                           ("order_status", "utter_order_status"), ("share_contact", "utter_will_contact"),
-                           ("nlu_fallback", "utter_default")]
-]}
+RULES = {
+    "version": "3.1",
+    "rules": [
+        {"rule": f"answer {intent}", "steps": [{"intent": intent}, {"action": action}]}
+        for intent, action in [
+            ("greet", "utter_greet"),
+            ("goodbye", "utter_goodbye"),
+            ("order_status", "utter_order_status"),
+            ("share_contact", "utter_will_contact"),
+            ("nlu_fallback", "utter_default"),
+        ]
+    ],
+}
 
 
 @dataclass
@@ -194,8 +206,15 @@ def rasa_server(bot: SmallBot, name: str, endpoints: str, env: Dict[str, str]) -
     """`rasa run` of the small bot with the project's `endpoints` file and `env`; the service and its URL."""
     port = free_port()
     rasa_url = f"http://localhost:{port}"
-    service = services.rasa(port, RASA_TOKEN, endpoints, model=bot.model,
-                            env=environment(RASA_TELEMETRY_ENABLED="false", **env), cwd=bot.project, name=f"rasa-{name}")
+    service = services.rasa(
+        port,
+        RASA_TOKEN,
+        endpoints,
+        model=bot.model,
+        env=environment(RASA_TELEMETRY_ENABLED="false", **env),
+        cwd=bot.project,
+        name=f"rasa-{name}",
+    )
     return service, rasa_url
 
 
@@ -210,10 +229,16 @@ def chats(small_bot, postgres, tmp_path_factory) -> Dict[str, Chat]:
     project = small_bot.project
     database = postgres.database("conversations")
     setups = {
-        "sqlite": (f"sqlite:///{project / 'logs' / 'conversations.db'}",
-                   endpoints_for(project, "sqlite", extra_patterns=EXTRA_PATTERNS), {}),
-        "postgresql": (database, endpoints_for(project, "postgresql", url=postgres.database("not_used")),
-                       {URL_VARIABLE: database}),
+        "sqlite": (
+            f"sqlite:///{project / 'logs' / 'conversations.db'}",
+            endpoints_for(project, "sqlite", extra_patterns=EXTRA_PATTERNS),
+            {},
+        ),
+        "postgresql": (
+            database,
+            endpoints_for(project, "postgresql", url=postgres.database("not_used")),
+            {URL_VARIABLE: database},
+        ),
     }
     logs = {backend: tmp_path_factory.mktemp(f"logs-{backend}") for backend in setups}
     first_up = threading.Event()
@@ -225,12 +250,28 @@ def chats(small_bot, postgres, tmp_path_factory) -> Dict[str, Chat]:
         return {"sqlite": first.result(), "postgresql": second.result()}
 
 
-def chat_across_a_restart(bot: SmallBot, backend: str, url: str, endpoints: str, env: Dict[str, str], log_dir: Path,
-                          up: Optional[threading.Event] = None) -> Chat:
+def chat_across_a_restart(
+    bot: SmallBot,
+    backend: str,
+    url: str,
+    endpoints: str,
+    env: Dict[str, str],
+    log_dir: Path,
+    up: Optional[threading.Event] = None,
+) -> Chat:
     rasa_service, rasa_url = rasa_server(bot, backend, endpoints, env)
     family, _ = FAMILIES[backend]
-    sent = ["hi", "hello friend", "where is my order 12345?", PRIVATE, CONTACT, REFUND, *family,
-            "  " + family[0].upper() + " ", '/order_status{"order_id": "12345"}']
+    sent = [
+        "hi",
+        "hello friend",
+        "where is my order 12345?",
+        PRIVATE,
+        CONTACT,
+        REFUND,
+        *family,
+        "  " + family[0].upper() + " ",
+        '/order_status{"order_id": "12345"}',
+    ]
     supervisor = Supervisor(log_dir)
     try:
         supervisor.start(rasa_service, timeout_s=300)
@@ -255,8 +296,9 @@ def say(rasa_url: str, text: str) -> List[str]:
 
 
 def tracker_events(rasa_url: str) -> List[dict]:
-    response = httpx.get(f"{rasa_url}/conversations/{SENDER}/tracker", params={"include_events": "ALL", "token": RASA_TOKEN},
-                         timeout=60)
+    response = httpx.get(
+        f"{rasa_url}/conversations/{SENDER}/tracker", params={"include_events": "ALL", "token": RASA_TOKEN}, timeout=60
+    )
     response.raise_for_status()
     return response.json()["events"]
 
@@ -266,7 +308,9 @@ def stored_rows(url: str) -> List[dict]:
     engine = sa.create_engine(url)
     try:
         with engine.connect() as connection:
-            rows = connection.execute(sa.text("SELECT data FROM events WHERE sender_id = :s ORDER BY id"), {"s": SENDER})
+            rows = connection.execute(
+                sa.text("SELECT data FROM events WHERE sender_id = :s ORDER BY id"), {"s": SENDER}
+            )
             return [json.loads(data) for (data,) in rows]
     finally:
         engine.dispose()
@@ -274,17 +318,37 @@ def stored_rows(url: str) -> List[dict]:
 
 def bot_cli(*args: str, cwd: Path, env: Optional[Dict[str, str]] = None) -> str:
     """`python -m bot ...` in the project, as a user runs it, with `env` on top of the test's environment."""
-    result = subprocess.run([sys.executable, "-m", "bot", *args], cwd=cwd, capture_output=True, text=True, timeout=300,
-                            env=environment(PYTHONPATH=str(ROOT), **(env or {})))
-    assert result.returncode == 0, f"python -m bot {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=environment(PYTHONPATH=str(ROOT), **(env or {})),
+    )
+    assert result.returncode == 0, (
+        f"python -m bot {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    )
     assert not result.stderr.strip(), result.stderr[-3000:]  # quiet: no warnings, no log noise
     return result.stdout
 
 
 def export(chat: Chat, project: Path, out: Path, *extra: str) -> str:
     today = date.today().isoformat()
-    bot_cli("--endpoints", chat.endpoints, "export", "--since", today, "--until", today, "--out", str(out), *extra,
-            cwd=project, env=chat.env)  # the bot's own settings: its LOG_STORE_URL, if any, names the database
+    bot_cli(
+        "--endpoints",
+        chat.endpoints,
+        "export",
+        "--since",
+        today,
+        "--until",
+        today,
+        "--out",
+        str(out),
+        *extra,
+        cwd=project,
+        env=chat.env,
+    )  # the bot's own settings: its LOG_STORE_URL, if any, names the database
     return out.read_text()
 
 
@@ -319,8 +383,9 @@ def test_bot_messages_are_stored_redacted_but_sent_as_they_were(chats, backend):
 
 
 # The SQLite section adds a customer-id pattern, the PostgreSQL one has the default patterns only.
-@pytest.mark.parametrize("backend, stored", [("sqlite", "please refund my customer account [CUSTOMER_ID]"),
-                                             ("postgresql", REFUND)])
+@pytest.mark.parametrize(
+    "backend, stored", [("sqlite", "please refund my customer account [CUSTOMER_ID]"), ("postgresql", REFUND)]
+)
 def test_extra_patterns_in_endpoints_are_stored_as_their_placeholder(chats, small_bot, backend, stored):
     chat = chats[backend]
     extra_patterns = tracker_store_section(small_bot.project, chat.endpoints).get("extra_patterns")
@@ -418,11 +483,17 @@ def test_a_slot_filled_from_an_email_survives_save_and_retrieve(backend, postgre
     from bot.conversation_log.store import RedactingSQLTrackerStore, read_events
 
     url = postgres.database("slots") if backend == "postgresql" else f"sqlite:///{tmp_path / 'slots.db'}"
-    domain = Domain.from_dict({"entities": ["email"], "slots": {
-        "email": {"type": "text", "mappings": [{"type": "from_entity", "entity": "email"}]}}})
+    domain = Domain.from_dict(
+        {
+            "entities": ["email"],
+            "slots": {"email": {"type": "text", "mappings": [{"type": "from_entity", "entity": "email"}]}},
+        }
+    )
     text = f"it is {EMAIL} for order 12345"
-    entities = [{"entity": "email", "start": 6, "end": 26, "value": EMAIL},
-                {"entity": "order_id", "start": 37, "end": 42, "value": "12345"}]
+    entities = [
+        {"entity": "email", "start": 6, "end": 26, "value": EMAIL},
+        {"entity": "order_id", "start": 37, "end": 42, "value": "12345"},
+    ]
 
     async def save_then_retrieve():
         tracker = await RedactingSQLTrackerStore(domain, host=url).get_or_create_tracker("bob")
@@ -435,7 +506,10 @@ def test_a_slot_filled_from_an_email_survives_save_and_retrieve(backend, postgre
     stored = asyncio.run(save_then_retrieve())
     assert stored.get_slot("email") == EMAIL
     assert stored.latest_message.text == "it is [EMAIL] for order 12345"
-    spans = [(e["entity"], e["value"], stored.latest_message.text[e["start"]:e["end"]]) for e in stored.latest_message.entities]
+    spans = [
+        (e["entity"], e["value"], stored.latest_message.text[e["start"] : e["end"]])
+        for e in stored.latest_message.entities
+    ]
     assert spans == [("email", "[EMAIL]", "[EMAIL]"), ("order_id", "12345", "12345")]
     stories = story_export.render(read_events(url), domain, Redactor(), None, None)  # the slot, redacted
     assert EMAIL not in stories and "- email: '[EMAIL]'" in stories and "[12345](order_id)" in stories
@@ -462,7 +536,9 @@ def test_review_export_lists_the_least_confident_first(reviews, backend, tmp_pat
         assert [(not m[2], m[1]) for m in members] == sorted((not m[2], m[1]) for m in members)
     texts = [plain(text) for _, text, _, _ in found]
     family, _ = FAMILIES[backend]
-    assert sorted(normalized(t) for t in texts if normalized(t).startswith(family[0][:8])) == sorted(family)  # once each
+    assert sorted(normalized(t) for t in texts if normalized(t).startswith(family[0][:8])) == sorted(
+        family
+    )  # once each
     assert "hi" not in texts  # already a training example
     assert "my email is [EMAIL], card [CARD], call me on [PHONE]" in texts
     assert EMAIL not in review and "4111" not in review
@@ -488,7 +564,16 @@ def test_conversations_export_as_test_stories(chats, small_bot, backend, tmp_pat
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_report_counts_conversations_intents_and_confidence(chats, small_bot, backend, tmp_path):
     chat = chats[backend]
-    bot_cli("report", "--url", chat.url, "--since", date.today().isoformat(), "--out-dir", str(tmp_path), cwd=small_bot.project)
+    bot_cli(
+        "report",
+        "--url",
+        chat.url,
+        "--since",
+        date.today().isoformat(),
+        "--out-dir",
+        str(tmp_path),
+        cwd=small_bot.project,
+    )
     report = (tmp_path / "report.md").read_text()
     typed = len(chat.typed)
     assert "| conversations (senders) | 1 |" in report
@@ -500,7 +585,9 @@ def test_report_counts_conversations_intents_and_confidence(chats, small_bot, ba
     assert (tmp_path / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_reviewed_exports_in_data_retrain_the_corrected_intents(chats, reviews, small_bot, triton, tmp_path, monkeypatch):
+def test_reviewed_exports_in_data_retrain_the_corrected_intents(
+    chats, reviews, small_bot, triton, tmp_path, monkeypatch
+):
     from rasa.core.agent import Agent
 
     from bot.conversation_log.review_export import normalized
@@ -512,8 +599,11 @@ def test_reviewed_exports_in_data_retrain_the_corrected_intents(chats, reviews, 
         # The reviewer files the family under the right intent and deletes the rest.
         reviewed = [text for _, text, _, _ in examples(reviews[backend]) if normalized(plain(text)) in family]
         assert len(reviewed) == len(family)
-        (project / "data" / f"reviewed-{backend}.yml").write_text(yaml.safe_dump(
-            {"version": "3.1", "nlu": [{"intent": corrected, "examples": "".join(f"- {t}\n" for t in reviewed)}]}))
+        (project / "data" / f"reviewed-{backend}.yml").write_text(
+            yaml.safe_dump(
+                {"version": "3.1", "nlu": [{"intent": corrected, "examples": "".join(f"- {t}\n" for t in reviewed)}]}
+            )
+        )
     # Fine-tuned, or on a repeated run with a shared RASA_CACHE_DIRECTORY restored from that cache:
     # what the model answers below shows that it learnt the review either way.
     rasa("train", "--fixed-model-name", "retrained", cwd=project)

@@ -11,7 +11,7 @@ from nlu.triton import model_config, repository
 from nlu.triton.contract import FP32_FILE
 
 LABELS = Labels(["greet", "order_status"], ["O", "B-order_id||", "I-order_id||"])
-EDITED = 'instance_group [{ count: 2, kind: KIND_CPU }]\n'
+EDITED = "instance_group [{ count: 2, kind: KIND_CPU }]\n"
 
 
 def trained_version(source, name="support_nlu", version=1):

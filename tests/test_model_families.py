@@ -57,8 +57,16 @@ def train(directory: Path, base: Path, intents) -> str:
         "language": "en",
         "pipeline": [
             {"name": "nlu.spacy_tokenizer.BlankSpacyTokenizer"},
-            {"name": "nlu.component.BertTritonNLU", "model_name_or_path": str(base), "triton_model_name": base.name,
-             "epochs": 40, "learning_rate": 0.001, "batch_size": 8, "validation_fraction": 0.0, "seed": 1},
+            {
+                "name": "nlu.component.BertTritonNLU",
+                "model_name_or_path": str(base),
+                "triton_model_name": base.name,
+                "epochs": 40,
+                "learning_rate": 0.001,
+                "batch_size": 8,
+                "validation_fraction": 0.0,
+                "seed": 1,
+            },
         ],
     }
     (directory / "config.yml").write_text(yaml.safe_dump(config))

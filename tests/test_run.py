@@ -26,8 +26,13 @@ def test_bot_run_serves_the_bot_and_ctrl_c_stops_everything(trained_bot, tmp_pat
     ports = {name: free_port() for name in ("rasa", "actions", "http", "grpc", "metrics", "widget")}
     endpoints = yaml.safe_load((project / "endpoints.yml").read_text())
     # A fresh, empty model repository: loading the Rasa model must install its own Triton versions.
-    endpoints["triton"] = {"url": f"localhost:{ports['grpc']}", "model_repository": "models/triton",
-                           "http_port": ports["http"], "grpc_port": ports["grpc"], "metrics_port": ports["metrics"]}
+    endpoints["triton"] = {
+        "url": f"localhost:{ports['grpc']}",
+        "model_repository": "models/triton",
+        "http_port": ports["http"],
+        "grpc_port": ports["grpc"],
+        "metrics_port": ports["metrics"],
+    }
     endpoints["action_endpoint"]["url"] = f"http://localhost:{ports['actions']}/webhook"
     # The settings come from the file named by --endpoints; ./endpoints.yml names a Triton where
     # nothing listens and another repository, so a service that read it instead would fail.
@@ -37,9 +42,24 @@ def test_bot_run_serves_the_bot_and_ctrl_c_stops_everything(trained_bot, tmp_pat
 
     log = open(tmp_path / "run.log", "w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "bot", "run", "--endpoints", "production.yml", "--port", str(ports["rasa"]), "--actions-port", str(ports["actions"]),
-         "--widget-port", str(ports["widget"])],
-        cwd=project, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "bot",
+            "run",
+            "--endpoints",
+            "production.yml",
+            "--port",
+            str(ports["rasa"]),
+            "--actions-port",
+            str(ports["actions"]),
+            "--widget-port",
+            str(ports["widget"]),
+        ],
+        cwd=project,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
         env={**os.environ, "RASA_TELEMETRY_ENABLED": "false"},
     )
     try:
@@ -52,13 +72,24 @@ def test_bot_run_serves_the_bot_and_ctrl_c_stops_everything(trained_bot, tmp_pat
         assert "Starting to train component" not in output
         assert f"http://localhost:{ports['rasa']}/webhooks/rest/webhook" in output
         assert f"Chat in a browser: http://localhost:{ports['widget']}" in output
-        assert {log.name for log in (project / ".run").iterdir()} >= {"triton.log", "actions.log", "rasa.log", "widget.log"}
+        assert {log.name for log in (project / ".run").iterdir()} >= {
+            "triton.log",
+            "actions.log",
+            "rasa.log",
+            "widget.log",
+        }
         assert "widget.js" in httpx.get(f"http://localhost:{ports['widget']}/", timeout=10).text
 
-        result = httpx.post(f"http://localhost:{ports['rasa']}/model/parse", params={"token": RASA_TOKEN},
-                            json={"text": "where is my order 12345?"}, timeout=30).json()
+        result = httpx.post(
+            f"http://localhost:{ports['rasa']}/model/parse",
+            params={"token": RASA_TOKEN},
+            json={"text": "where is my order 12345?"},
+            timeout=30,
+        ).json()
         assert result["intent"]["name"] == "order_status"
-        assert [(e["value"], e["start"], e["end"]) for e in result["entities"] if e["entity"] == "order_id"] == [("12345", 18, 23)]
+        assert [(e["value"], e["start"], e["end"]) for e in result["entities"] if e["entity"] == "order_id"] == [
+            ("12345", 18, 23)
+        ]
         assert (project / "models" / "triton" / "support_nlu" / "config.pbtxt").is_file()
         assert not (project / "elsewhere").exists()
         metrics = httpx.get(f"http://localhost:{ports['metrics']}/metrics", timeout=10).text

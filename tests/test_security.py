@@ -43,8 +43,12 @@ def test_triton_listens_on_loopback_and_its_repository_api_needs_the_key(triton)
     assert refused.status_code != 200 and API_KEY_HEADER in refused.text
     wrong = httpx.post(f"{base}/repository/models/anything/load", headers={API_KEY_HEADER: "guess"}, timeout=10)
     assert wrong.status_code != 200 and "restricted" in wrong.text
-    assert httpx.post(f"{base}/repository/index", headers={API_KEY_HEADER: os.environ[secrets.TRITON_API_KEY]},
-                      timeout=10).status_code == 200
+    assert (
+        httpx.post(
+            f"{base}/repository/index", headers={API_KEY_HEADER: os.environ[secrets.TRITON_API_KEY]}, timeout=10
+        ).status_code
+        == 200
+    )
     assert httpx.get(f"{base}/health/ready", timeout=10).status_code == 200  # health and inference stay open
     # Over gRPC, as the component loads: refused without the key, past the check with it.
     with pytest.raises(TritonUnavailable, match="restricted"):
@@ -109,9 +113,14 @@ def test_rasa_http_api_refuses_calls_without_the_token(bot_servers, method, path
 def test_rasa_http_api_answers_with_the_token_and_channels_stay_open(bot_servers):
     token = {"token": bot_servers.token}
     assert httpx.get(f"{bot_servers.rasa_url}/status", params=token, timeout=30).status_code == 200
-    assert httpx.post(f"{bot_servers.rasa_url}/model/parse", params=token, json={"text": "hi"}, timeout=30).status_code == 200
+    assert (
+        httpx.post(f"{bot_servers.rasa_url}/model/parse", params=token, json={"text": "hi"}, timeout=30).status_code
+        == 200
+    )
     # People chat through the channels, which need no token.
-    reply = httpx.post(f"{bot_servers.rasa_url}/webhooks/rest/webhook", json={"sender": "s", "message": "hi"}, timeout=60)
+    reply = httpx.post(
+        f"{bot_servers.rasa_url}/webhooks/rest/webhook", json={"sender": "s", "message": "hi"}, timeout=60
+    )
     assert reply.status_code == 200 and reply.json()
     rasa_port = int(bot_servers.rasa_url.rsplit(":", 1)[1])
     for port in (rasa_port, bot_servers.actions_port):
@@ -148,8 +157,19 @@ def test_a_crafted_model_archive_does_not_reach_triton(trained_bot, triton, tmp_
     sample = tmp_path / "sample.yml"
     sample.write_text('version: "3.1"\nnlu:\n- intent: greet\n  examples: |\n    - hello\n')
     with pytest.raises(AssertionError, match="may hold only"):
-        rasa("test", "nlu", "--nlu", str(sample), "--model", str(crafted), "--out", str(tmp_path / "results"),
-             "--no-plot", cwd=project, timeout=300)
+        rasa(
+            "test",
+            "nlu",
+            "--nlu",
+            str(sample),
+            "--model",
+            str(crafted),
+            "--out",
+            str(tmp_path / "results"),
+            "--no-plot",
+            cwd=project,
+            timeout=300,
+        )
     assert not (triton.repository / meta["name"] / "999").exists()
 
 
@@ -169,8 +189,11 @@ def test_logs_hold_no_secret_and_no_sql_parameter(bot_servers, shop, fake_telegr
         locked.execute("BEGIN EXCLUSIVE")
         answers = []
         for text in ("where is my order 12345?", email):
-            reply = httpx.post(f"{bot_servers.rasa_url}/webhooks/rest/webhook",
-                               json={"sender": "locked-shop", "message": text}, timeout=120)
+            reply = httpx.post(
+                f"{bot_servers.rasa_url}/webhooks/rest/webhook",
+                json={"sender": "locked-shop", "message": text},
+                timeout=120,
+            )
             answers += [message.get("text", "") for message in reply.json()]
     finally:
         locked.rollback()

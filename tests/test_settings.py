@@ -38,13 +38,28 @@ def test_outside_the_rasa_cli_the_environment_names_the_file(monkeypatch):
 
 def test_environment_variables_override_the_triton_section(tmp_path, monkeypatch):
     endpoints = tmp_path / "production.yml"
-    endpoints.write_text(yaml.safe_dump({"triton": {"url": "triton.internal:9001", "timeout": 1.0,
-                                                    "model_repository": "/srv/triton", "metrics_port": 9002}}))
+    endpoints.write_text(
+        yaml.safe_dump(
+            {
+                "triton": {
+                    "url": "triton.internal:9001",
+                    "timeout": 1.0,
+                    "model_repository": "/srv/triton",
+                    "metrics_port": 9002,
+                }
+            }
+        )
+    )
     for name in ("TRITON_URL", "TRITON_TIMEOUT", "TRITON_MODEL_REPOSITORY"):
         monkeypatch.delenv(name, raising=False)
     settings = TritonSettings.load(str(endpoints))
-    assert (settings.url, settings.grpc_port, settings.timeout_s, str(settings.model_repository), settings.metrics_port) == (
-        "triton.internal:9001", 9001, 1.0, "/srv/triton", 9002)
+    assert (
+        settings.url,
+        settings.grpc_port,
+        settings.timeout_s,
+        str(settings.model_repository),
+        settings.metrics_port,
+    ) == ("triton.internal:9001", 9001, 1.0, "/srv/triton", 9002)
     monkeypatch.setenv("TRITON_URL", "localhost:8101")
     monkeypatch.setenv("TRITON_TIMEOUT", "4.5")
     settings = TritonSettings.load(str(endpoints))

@@ -63,10 +63,16 @@ def test_no_entity_starts_or_ends_inside_a_word():
     tags = tag_names([{"entity": "order_id"}, {"entity": "address"}])
     tag = {name: i for i, name in enumerate(tags)}
     text = "asdkjh qwpoeiru"
-    pieces = [((0, 2), tag["B-order_id||"], 0.6), ((2, 6), tag["B-address||"], 0.5),
-              ((7, 9), tag["I-address||"], 0.7), ((9, 15), tag["I-address||"], 0.9)]
+    pieces = [
+        ((0, 2), tag["B-order_id||"], 0.6),
+        ((2, 6), tag["B-address||"], 0.5),
+        ((7, 9), tag["I-address||"], 0.7),
+        ((9, 15), tag["I-address||"], 0.9),
+    ]
     assert [(e["entity"], e["value"]) for e in decode_spans(text, pieces, tags)] == [
-        ("order_id", "asdkjh"), ("address", "qwpoeiru")]
+        ("order_id", "asdkjh"),
+        ("address", "qwpoeiru"),
+    ]
 
 
 def test_roles_and_groups_are_part_of_the_label():
@@ -75,7 +81,11 @@ def test_roles_and_groups_are_part_of_the_label():
     assert EntityLabel.parse(label.key) == label
     assert label.as_rasa() == {"entity": "city", "role": "destination", "group": "1"}
     assert tag_names([annotation, {"entity": "city", "start": 0, "end": 1}]) == [
-        "O", "B-city|destination|1", "I-city|destination|1", "B-city||", "I-city||",
+        "O",
+        "B-city|destination|1",
+        "I-city|destination|1",
+        "B-city||",
+        "I-city||",
     ]
 
 

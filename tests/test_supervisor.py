@@ -38,8 +38,13 @@ def alive(pid: int) -> bool:
 
 
 def test_sigterm_stops_the_supervised_services(tmp_path):
-    process = subprocess.Popen([sys.executable, "-c", SUPERVISED, str(free_port()), str(tmp_path)], cwd=ROOT,
-                               stdout=subprocess.PIPE, text=True, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", SUPERVISED, str(free_port()), str(tmp_path)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         child = int(process.stdout.readline())
         assert alive(child)

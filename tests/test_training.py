@@ -14,13 +14,23 @@ from nlu.encoding import EncodingSettings
 from nlu.hyperparameters import FineTuneConfig
 from tests.checkpoints import make_checkpoint
 
-TEXTS = ["where is my order 12345", "track 55555 please", "cancel order 77777", "please cancel 31313", "hello", "hi there"] * 3
+TEXTS = [
+    "where is my order 12345",
+    "track 55555 please",
+    "cancel order 77777",
+    "please cancel 31313",
+    "hello",
+    "hi there",
+] * 3
 INTENTS = ["status", "status", "cancel", "cancel", "greet", "greet"] * 3
 
 
 def order_ids(text: str):
-    return [{"entity": "order_id", "start": text.index(word), "end": text.index(word) + len(word), "value": word}
-            for word in text.split() if word.isdigit()]
+    return [
+        {"entity": "order_id", "start": text.index(word), "end": text.index(word) + len(word), "value": word}
+        for word in text.split()
+        if word.isdigit()
+    ]
 
 
 @pytest.fixture(scope="module")

@@ -22,10 +22,21 @@ from tests.conftest import RASA_TOKEN, ROOT, free_port, rasa, write_project
 
 CHROMIUM = "/usr/bin/chromium"
 # Root in a container: no sandbox. The rest keeps Chromium from calling home or updating itself.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 # `UPDATE_SCREENSHOT=1 pytest tests/test_widget.py` refreshes the README's picture.
-SCREENSHOT = ROOT / "docs" / "widget.png" if os.environ.get("UPDATE_SCREENSHOT") else ROOT / "tests" / ".artifacts" / "widget.png"
+SCREENSHOT = (
+    ROOT / "docs" / "widget.png"
+    if os.environ.get("UPDATE_SCREENSHOT")
+    else ROOT / "tests" / ".artifacts" / "widget.png"
+)
 
 DOMAIN = yaml.safe_load((ROOT / "domain.yml").read_text())
 GREETING = DOMAIN["responses"]["utter_greet"][0]
@@ -34,11 +45,15 @@ GOODBYE = DOMAIN["responses"]["utter_goodbye"][0]["text"]
 # This module's own bot says these instead of its answers to "/bot_challenge" and "/chitchat":
 # links and images with http(s) URLs, which the widget must show, and javascript:/data: ones,
 # which it must drop.
-SAFE_MEDIA = {"text": "See [shipping](https://shop.invalid/help/shipping) or http://shop.invalid/faq.",
-              "image": "https://shop.invalid/assistant.png"}
-UNSAFE_MEDIA = {"text": "Try [this](javascript:alert(1)) or [that](data:text/html,<b>hi</b>).",
-                "image": "data:image/svg+xml,<svg xmlns='http://www.w3.org/2000/svg'/>",
-                "attachment": {"type": "image", "payload": {"src": "javascript:alert(2)"}}}
+SAFE_MEDIA = {
+    "text": "See [shipping](https://shop.invalid/help/shipping) or http://shop.invalid/faq.",
+    "image": "https://shop.invalid/assistant.png",
+}
+UNSAFE_MEDIA = {
+    "text": "Try [this](javascript:alert(1)) or [that](data:text/html,<b>hi</b>).",
+    "image": "data:image/svg+xml,<svg xmlns='http://www.w3.org/2000/svg'/>",
+    "attachment": {"type": "image", "payload": {"src": "javascript:alert(2)"}},
+}
 MEDIA_RESPONSES = {"utter_iamabot": SAFE_MEDIA, "utter_chitchat": UNSAFE_MEDIA}
 HOSTILE = """<script>window.pwned = 1</script><img src=x onerror="window.pwned = 2"> &amp; [x](javascript:alert(1))"""
 # Notes whether the typing indicator was ever shown, however short.
@@ -95,17 +110,25 @@ def media_rasa(tmp_path_factory, triton) -> Iterator[RestartableRasa]:
     and links. Its model is the dialogue part only (`rasa train core`), and rules alone: these tests
     send intents as "/intent" shortcuts (no NLU) that rules answer, so it trains and restarts
     quicker than the whole bot. No action server either: no action runs."""
-    project = write_project(tmp_path_factory.mktemp("media"), triton, nlu_overrides={},
-                            policies=[{"name": "RulePolicy"}])
+    project = write_project(
+        tmp_path_factory.mktemp("media"), triton, nlu_overrides={}, policies=[{"name": "RulePolicy"}]
+    )
     domain = yaml.safe_load((project / "domain.yml").read_text())
     domain["responses"].update({name: [message] for name, message in MEDIA_RESPONSES.items()})
     (project / "domain.yml").write_text(yaml.safe_dump(domain, sort_keys=False))
     rasa("train", "core", "--fixed-model-name", "media", cwd=project)
     port = free_port()
-    server = RestartableRasa(f"http://localhost:{port}", services.rasa(
-        port, RASA_TOKEN, model=Path("models/media.tar.gz"), env={**os.environ, "RASA_TELEMETRY_ENABLED": "false"},
-        cwd=project,
-    ), Supervisor(tmp_path_factory.mktemp("media-logs")))
+    server = RestartableRasa(
+        f"http://localhost:{port}",
+        services.rasa(
+            port,
+            RASA_TOKEN,
+            model=Path("models/media.tar.gz"),
+            env={**os.environ, "RASA_TELEMETRY_ENABLED": "false"},
+            cwd=project,
+        ),
+        Supervisor(tmp_path_factory.mktemp("media-logs")),
+    )
     server.start()
     yield server
     server.supervisor.stop(grace_s=5)
@@ -181,7 +204,9 @@ def test_chat_buttons_reload_and_html_shown_as_text(browser, demo_url, bot_serve
     expect(bot.last).to_contain_text("777")
 
     assert stored_session(page, bot_servers.rasa_url) == session_id  # the reloaded page resumed its session
-    tracker = httpx.get(f"{bot_servers.rasa_url}/conversations/socketio:{session_id}/tracker", params={"token": RASA_TOKEN}, timeout=30).json()
+    tracker = httpx.get(
+        f"{bot_servers.rasa_url}/conversations/socketio:{session_id}/tracker", params={"token": RASA_TOKEN}, timeout=30
+    ).json()
     said = [event.get("text") for event in tracker["events"] if event["event"] == "user"]
     assert {"where is my order 12345?", HOSTILE, "where is my order 777?"} <= set(said)
     page.close()
@@ -216,8 +241,10 @@ def test_images_and_links_are_shown_with_http_urls_only(browser, media_demo_url)
     expect(page.locator(".log img")).to_have_count(1)
     links = page.locator(".log a")
     expect(links).to_have_text(["shipping", "http://shop.invalid/faq"])
-    assert [links.nth(i).get_attribute("href") for i in range(2)] == \
-        ["https://shop.invalid/help/shipping", "http://shop.invalid/faq"]
+    assert [links.nth(i).get_attribute("href") for i in range(2)] == [
+        "https://shop.invalid/help/shipping",
+        "http://shop.invalid/faq",
+    ]
     page.close()
 
 
@@ -237,7 +264,9 @@ def test_reconnects_by_itself_when_rasa_restarts(browser, media_demo_url, media_
     message.press("Enter")
     expect(bot.last).to_have_text(GOODBYE)
     assert stored_session(page, media_rasa.url) == session_id
-    tracker = httpx.get(f"{media_rasa.url}/conversations/socketio:{session_id}/tracker", params={"token": RASA_TOKEN}, timeout=30).json()
+    tracker = httpx.get(
+        f"{media_rasa.url}/conversations/socketio:{session_id}/tracker", params={"token": RASA_TOKEN}, timeout=30
+    ).json()
     assert "/goodbye" in [event.get("text") for event in tracker["events"] if event["event"] == "user"]
     page.close()
 
@@ -251,12 +280,14 @@ def test_a_page_that_names_another_session_without_its_secret_gets_a_new_one(bro
 
     intruder = browser.new_page()
     stored = {"sessionId": session_id, "history": [], "open": True}  # the id without its secret, before the widget runs
-    intruder.add_init_script(f"localStorage.setItem({json.dumps(f'support-chat:{media_rasa.url}')}, "
-                             f"{json.dumps(json.dumps(stored))})")
+    intruder.add_init_script(
+        f"localStorage.setItem({json.dumps(f'support-chat:{media_rasa.url}')}, {json.dumps(json.dumps(stored))})"
+    )
     intruder.goto(media_demo_url)
     expect(intruder.locator(".message.bot").first).to_contain_text(GREETING["text"])  # a new conversation's greeting
     assert stored_session(intruder, media_rasa.url) not in (session_id, None)
-    tracker = httpx.get(f"{media_rasa.url}/conversations/socketio:{session_id}/tracker", params={"token": RASA_TOKEN},
-                        timeout=30).json()
+    tracker = httpx.get(
+        f"{media_rasa.url}/conversations/socketio:{session_id}/tracker", params={"token": RASA_TOKEN}, timeout=30
+    ).json()
     assert [event["text"] for event in tracker["events"] if event["event"] == "user"] == ["/greet", "/thank"]
     intruder.close()

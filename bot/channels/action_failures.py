@@ -21,8 +21,10 @@ from rasa.shared.exceptions import RasaException
 
 logger = logging.getLogger(__name__)
 
-APOLOGY = ("Sorry, something went wrong on my side and I couldn't finish that. Please try again in a minute, "
-           "or say \"talk to a human\".")
+APOLOGY = (
+    "Sorry, something went wrong on my side and I couldn't finish that. Please try again in a minute, "
+    'or say "talk to a human".'
+)
 
 
 def install() -> None:
@@ -32,7 +34,9 @@ def install() -> None:
         return
 
     @functools.wraps(run)
-    async def run_or_apologise(self: RemoteAction, output_channel: Any, nlg: Any, tracker: Any, domain: Any) -> List[Event]:
+    async def run_or_apologise(
+        self: RemoteAction, output_channel: Any, nlg: Any, tracker: Any, domain: Any
+    ) -> List[Event]:
         try:
             return await run(self, output_channel, nlg, tracker, domain)
         except ActionExecutionRejection:

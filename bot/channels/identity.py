@@ -20,6 +20,8 @@ def local_id(channel: str, conversation: str) -> str:
     Rasa gives the tracker's sender id; ValueError for another channel's conversation."""
     prefix = f"{channel}:"
     if not conversation.startswith(prefix):
-        raise ValueError(f"conversation {conversation!r} does not belong to the {channel} channel "
-                         f"(its id would start with {prefix!r}); send through the channel it came from")
-    return conversation[len(prefix):]
+        raise ValueError(
+            f"conversation {conversation!r} does not belong to the {channel} channel "
+            f"(its id would start with {prefix!r}); send through the channel it came from"
+        )
+    return conversation[len(prefix) :]

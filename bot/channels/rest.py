@@ -37,8 +37,11 @@ def checked_body(body: Any) -> Dict[str, Any]:
         raise BadBody(None, f"the body must be a JSON object like {EXAMPLE}")
     sender, message, metadata = body.get("sender"), body.get("message"), body.get("metadata")
     if not (isinstance(sender, str) and 0 < len(sender) <= MAX_ID_LENGTH and sender.isprintable()):
-        raise BadBody("sender", f"sender must be a string of 1-{MAX_ID_LENGTH} printable characters that "
-                                "names the conversation, e.g. your user's id")
+        raise BadBody(
+            "sender",
+            f"sender must be a string of 1-{MAX_ID_LENGTH} printable characters that "
+            "names the conversation, e.g. your user's id",
+        )
     if not isinstance(message, str):
         raise BadBody("message", "message must be a string: the text the user typed")
     if metadata is not None and not isinstance(metadata, dict):

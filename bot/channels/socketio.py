@@ -35,8 +35,10 @@ def _key_from_env() -> bytes:
     key = os.environ.get(SOCKETIO_SESSION_KEY, "")
     if key:
         return key.encode()
-    logger.warning(f"{SOCKETIO_SESSION_KEY} is not set, so web chats cannot resume their conversation after Rasa "
-                   f"restarts; `make run` sets it (bot/secrets.py), and replicas need the same value")
+    logger.warning(
+        f"{SOCKETIO_SESSION_KEY} is not set, so web chats cannot resume their conversation after Rasa "
+        f"restarts; `make run` sets it (bot/secrets.py), and replicas need the same value"
+    )
     return secrets.token_bytes(32)
 
 
@@ -71,8 +73,12 @@ class SocketIOInput(socketio.SocketIOInput):
             self._sessions[sid] = session_id
             # Rasa's output channel sends to the room named by the tracker's sender id.
             sio.enter_room(sid, conversation_id(self.name(), session_id), namespace=self.namespace)
-            await sio.emit("session_confirm", {"session_id": session_id, "session_secret": self.session_secret(session_id)},
-                           room=sid, namespace=self.namespace)
+            await sio.emit(
+                "session_confirm",
+                {"session_id": session_id, "session_secret": self.session_secret(session_id)},
+                room=sid,
+                namespace=self.namespace,
+            )
 
         async def user_uttered(sid: Text, data: Any = None) -> None:
             session_id = self._sessions.get(sid)
@@ -86,10 +92,15 @@ class SocketIOInput(socketio.SocketIOInput):
             if metadata is not None and not isinstance(metadata, dict):
                 logger.debug(f"socket.io: dropped a message whose {self.metadata_key!r} is not an object")
                 return
-            await on_new_message(UserMessage(
-                user_text(data["message"]), socketio.SocketIOOutput(sio, self.bot_message_evt),
-                conversation_id(self.name(), session_id), input_channel=self.name(), metadata=metadata,
-            ))
+            await on_new_message(
+                UserMessage(
+                    user_text(data["message"]),
+                    socketio.SocketIOOutput(sio, self.bot_message_evt),
+                    conversation_id(self.name(), session_id),
+                    input_channel=self.name(),
+                    metadata=metadata,
+                )
+            )
 
         async def disconnect(sid: Text) -> None:
             self._sessions.pop(sid, None)

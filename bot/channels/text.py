@@ -15,5 +15,8 @@ def user_text(text: str) -> str:
     tab (NUL, which PostgreSQL refuses to store; terminal escape sequences), and with U+FFFD for
     lone surrogates, which JSON can carry but no UTF-8 encoder (spaCy, the database) accepts."""
     kept = text[:MAX_TEXT_LENGTH]
-    return "".join("\ufffd" if unicodedata.category(c) == "Cs" else c
-                   for c in kept if c in _KEPT_CONTROLS or unicodedata.category(c) != "Cc")
+    return "".join(
+        "\ufffd" if unicodedata.category(c) == "Cs" else c
+        for c in kept
+        if c in _KEPT_CONTROLS or unicodedata.category(c) != "Cc"
+    )

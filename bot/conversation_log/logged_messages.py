@@ -37,7 +37,9 @@ def logged_messages(events: Iterable[StoredEvent]) -> List[LoggedMessage]:
         text = event.data.get("text") or ""
         intent = (parse.get("intent") or {}).get("name")
         ranking = parse.get("intent_ranking") or [parse.get("intent") or {}]
-        best: Dict[str, Any] = next((entry for entry in ranking if entry.get("name") not in (None, FALLBACK_INTENT)), {})
+        best: Dict[str, Any] = next(
+            (entry for entry in ranking if entry.get("name") not in (None, FALLBACK_INTENT)), {}
+        )
         messages.append(
             LoggedMessage(
                 sender_id=event.sender_id,

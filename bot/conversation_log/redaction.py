@@ -59,7 +59,9 @@ class Redactor:
             try:
                 extra.append(Rule(f"[{name.upper()}]", _matches(re.compile(regex))))
             except re.error as error:
-                raise ValueError(f"extra_patterns.{name} in the tracker_store section is not a valid regex: {error}") from error
+                raise ValueError(
+                    f"extra_patterns.{name} in the tracker_store section is not a valid regex: {error}"
+                ) from error
         return cls(DEFAULT_RULES + tuple(extra), enabled=bool(redact))
 
     def spans(self, text: str) -> List[Span]:
@@ -89,7 +91,9 @@ class Redactor:
             return {**event, "text": redacted}
         parse_data = dict(event.get("parse_data") or {})
         parse_data["text"] = redacted
-        parse_data["entities"] = [self._redact_entity(entity, text, redacted, move) for entity in parse_data.get("entities") or []]
+        parse_data["entities"] = [
+            self._redact_entity(entity, text, redacted, move) for entity in parse_data.get("entities") or []
+        ]
         return {**event, "text": redacted, "parse_data": parse_data}
 
     def _redact_entity(self, entity: Dict[str, Any], text: str, redacted: str, move: "Move") -> Dict[str, Any]:

@@ -106,7 +106,9 @@ def exportable(text: str, entities: List[Dict[str, Any]], redactor: Redactor) ->
     kept: Dict[Tuple[int, int, str], Dict[str, Any]] = {}
     for entity in event["parse_data"]["entities"]:
         start, end, value = entity.get("start"), entity.get("end"), entity.get("value")
-        if not (isinstance(start, int) and isinstance(end, int) and isinstance(value, str) and 0 <= start < end <= len(text)):
+        if not (
+            isinstance(start, int) and isinstance(end, int) and isinstance(value, str) and 0 <= start < end <= len(text)
+        ):
             continue
         if redactor.contains_placeholder(text[start:end] + value):
             continue

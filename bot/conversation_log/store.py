@@ -106,7 +106,9 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
             super().__init__(domain, dialect=dialect, host=url, db=db, **kwargs)
         except (ImportError, AttributeError) as error:
             # Rasa would quietly fall back to an in-memory store (and lose every conversation) on these.
-            raise LogStoreError(f"Cannot open the log store configured in endpoints.yml (tracker_store): {error}") from error
+            raise LogStoreError(
+                f"Cannot open the log store configured in endpoints.yml (tracker_store): {error}"
+            ) from error
         self._remake_engine()
 
     def _remake_engine(self) -> None:

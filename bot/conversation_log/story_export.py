@@ -44,7 +44,9 @@ def render(
             if not any((since is None or t >= since) and (until is None or t < until) for t in said):
                 continue
             started = datetime.fromtimestamp(min(said)).strftime("%Y-%m-%d %H:%M:%S")
-            tracker = DialogueStateTracker.from_dict(f"{sender_id} {started}", [_private(e, redactor) for e in session], domain.slots)
+            tracker = DialogueStateTracker.from_dict(
+                f"{sender_id} {started}", [_private(e, redactor) for e in session], domain.slots
+            )
             steps.extend(tracker.as_story().story_steps)
     return YAMLStoryWriter().dumps(steps, is_test_story=True) if steps else 'version: "3.1"\nstories: []\n'
 

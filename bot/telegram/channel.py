@@ -68,7 +68,9 @@ class TelegramOutput(OutputChannel):
         pieces = split_message(text) or ["…"]  # buttons need a message to hang on
         for number, piece in enumerate(pieces, start=1):
             await self.bot.send_message(
-                chat_id, to_markdown_v2(piece), parse_mode=ParseMode.MARKDOWN_V2,
+                chat_id,
+                to_markdown_v2(piece),
+                parse_mode=ParseMode.MARKDOWN_V2,
                 reply_markup=keyboard if number == len(pieces) else None,
             )
 
@@ -78,8 +80,10 @@ def _keyboard(buttons: List[Dict[Text, Any]]) -> Optional[InlineKeyboardMarkup]:
     for button in buttons:
         payload = str(button.get("payload", ""))
         if not payload or len(payload.encode()) > CALLBACK_DATA_LIMIT:
-            logger.warning(f"Telegram: left out button {button.get('title')!r}: its payload {payload!r} "
-                           f"must be 1-{CALLBACK_DATA_LIMIT} bytes to fit Telegram's callback data")
+            logger.warning(
+                f"Telegram: left out button {button.get('title')!r}: its payload {payload!r} "
+                f"must be 1-{CALLBACK_DATA_LIMIT} bytes to fit Telegram's callback data"
+            )
             continue
         rows.append([InlineKeyboardButton(str(button.get("title") or payload), callback_data=payload)])
     return InlineKeyboardMarkup(rows) if rows else None
@@ -106,7 +110,9 @@ class TelegramInput(InputChannel):
         self.settings = settings
         self._bot: Optional[Bot] = None
         if settings is None:
-            logger.info("Telegram is off: set TELEGRAM_BOT_TOKEN to connect a Telegram bot (README: Connect a Telegram bot)")
+            logger.info(
+                "Telegram is off: set TELEGRAM_BOT_TOKEN to connect a Telegram bot (README: Connect a Telegram bot)"
+            )
 
     @property
     def bot(self) -> Bot:
@@ -144,20 +150,24 @@ class TelegramInput(InputChannel):
             try:
                 await self.handle(update, on_new_message)
             except TelegramError as error:
-                logger.error(f"Telegram update {update.update_id} could not be answered: the Bot API call "
-                             f"failed ({type(error).__name__}: {error})")
+                logger.error(
+                    f"Telegram update {update.update_id} could not be answered: the Bot API call "
+                    f"failed ({type(error).__name__}: {error})"
+                )
             except Exception:  # noqa: BLE001 - any bug in answering one update
                 logger.exception(f"Telegram update {update.update_id} could not be answered")
             return response.json({"ok": True})
 
         settings = self.settings
         if settings:
+
             @telegram.listener("before_server_start")
             async def hide_token(*_: Any) -> None:
                 # Here, not earlier: Sanic sets up its own log handlers when Rasa creates the app.
                 hide_in_logs(settings.token)
 
         if settings and settings.webhook_url:
+
             @telegram.listener("after_server_start")
             async def on_server_start(*_: Any) -> None:
                 await self.register_webhook()
@@ -183,8 +193,10 @@ class TelegramInput(InputChannel):
             await self.bot.set_webhook(url, secret_token=self.settings.secret_token, allowed_updates=ALLOWED_UPDATES)
             logger.info(f"Telegram: webhook set to {url}")
         except TelegramError as error:
-            logger.error(f"Telegram: setting the webhook to {url} failed ({error}); check TELEGRAM_WEBHOOK_URL "
-                         f"(a public https URL ending in {WEBHOOK_PATH}) and TELEGRAM_BOT_TOKEN")
+            logger.error(
+                f"Telegram: setting the webhook to {url} failed ({error}); check TELEGRAM_WEBHOOK_URL "
+                f"(a public https URL ending in {WEBHOOK_PATH}) and TELEGRAM_BOT_TOKEN"
+            )
 
     async def handle(self, update: Update, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> None:
         """Answer one update: hand text and button payloads to Rasa, reply politely to photos,
@@ -206,8 +218,15 @@ class TelegramInput(InputChannel):
         else:  # someone joined a group, the bot was blocked, a game's button...
             logger.debug(f"Telegram: ignored update {update.update_id} (no text, attachment or button payload)")
             return
-        await on_new_message(UserMessage(user_text(text), output, conversation_id(self.name(), chat_id),
-                                         input_channel=self.name(), metadata={"telegram_update_id": update.update_id}))
+        await on_new_message(
+            UserMessage(
+                user_text(text),
+                output,
+                conversation_id(self.name(), chat_id),
+                input_channel=self.name(),
+                metadata={"telegram_update_id": update.update_id},
+            )
+        )
 
     async def _stop_spinner(self, update: Update) -> None:
         """Acknowledge a button press. Telegram refuses to for an old press ("query is too old", one
@@ -217,5 +236,7 @@ class TelegramInput(InputChannel):
         try:
             await update.callback_query.answer()
         except TelegramError as error:
-            logger.warning(f"Telegram: could not acknowledge the button press of update {update.update_id} "
-                           f"({type(error).__name__}: {error}); answering it anyway")
+            logger.warning(
+                f"Telegram: could not acknowledge the button press of update {update.update_id} "
+                f"({type(error).__name__}: {error}); answering it anyway"
+            )

@@ -28,7 +28,7 @@ def to_markdown_v2(text: str) -> str:
     """The text with its simple Markdown as MarkdownV2 entities and everything else escaped."""
     parts, done = [], 0
     for match in _MARKDOWN.finditer(text):
-        parts.append(escape_markdown(text[done:match.start()], version=2))
+        parts.append(escape_markdown(text[done : match.start()], version=2))
         if match["label"] is not None:
             url = escape_markdown(match["url"], version=2, entity_type="text_link")
             parts.append(f"[{escape_markdown(match['label'], version=2)}]({url})")

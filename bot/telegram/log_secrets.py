@@ -37,8 +37,10 @@ def hide_in_logs(secret: str, placeholder: str = "[TOKEN]") -> None:
     handler configured so far writes (call it once logging is set up)."""
     for name in URL_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
-    loggers = [logging.getLogger(), *(item for item in logging.Logger.manager.loggerDict.values()
-                                      if isinstance(item, logging.Logger))]
+    loggers = [
+        logging.getLogger(),
+        *(item for item in logging.Logger.manager.loggerDict.values() if isinstance(item, logging.Logger)),
+    ]
     for handler in {handler for logger in loggers for handler in logger.handlers}:
         if not any(isinstance(f, SecretFilter) and f.secret == secret for f in handler.filters):
             handler.addFilter(SecretFilter(secret, placeholder))

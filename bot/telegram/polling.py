@@ -34,11 +34,13 @@ def polling_settings() -> TelegramSettings:
     """The settings from the environment, or PollingStopped saying what is missing."""
     settings = TelegramSettings.from_env()
     if settings is None:
-        raise PollingStopped("set TELEGRAM_BOT_TOKEN to the token @BotFather gave you "
-                             "(TELEGRAM_BOT_TOKEN=123456:ABC... make telegram)")
+        raise PollingStopped(
+            "set TELEGRAM_BOT_TOKEN to the token @BotFather gave you (TELEGRAM_BOT_TOKEN=123456:ABC... make telegram)"
+        )
     if settings.webhook_url:
-        raise PollingStopped("TELEGRAM_WEBHOOK_URL is set, so Telegram delivers updates to that webhook; "
-                             "unset it to poll instead")
+        raise PollingStopped(
+            "TELEGRAM_WEBHOOK_URL is set, so Telegram delivers updates to that webhook; unset it to poll instead"
+        )
     return settings
 
 
@@ -50,8 +52,10 @@ def main(rasa_url: str) -> int:
         print(f"Polling Telegram for updates; the bot at {rasa_url} answers them. Ctrl-C stops.", flush=True)
         asyncio.run(_until_signalled(poll(settings, rasa_url)))
     except InvalidToken:
-        print("Telegram polling stopped: Telegram rejected TELEGRAM_BOT_TOKEN; copy the token from @BotFather again",
-              file=sys.stderr)
+        print(
+            "Telegram polling stopped: Telegram rejected TELEGRAM_BOT_TOKEN; copy the token from @BotFather again",
+            file=sys.stderr,
+        )
         return 1
     except PollingStopped as error:
         print(f"Telegram polling stopped: {error}", file=sys.stderr)
@@ -83,8 +87,9 @@ async def poll(settings: TelegramSettings, rasa_url: str, poll_timeout_s: int = 
             backoff = 1.0
             while True:
                 try:
-                    updates = await bot.get_updates(offset=offset, timeout=poll_timeout_s,
-                                                    allowed_updates=ALLOWED_UPDATES)
+                    updates = await bot.get_updates(
+                        offset=offset, timeout=poll_timeout_s, allowed_updates=ALLOWED_UPDATES
+                    )
                     backoff = 1.0
                 except InvalidToken:
                     raise
@@ -107,22 +112,26 @@ async def _forward(rasa: httpx.AsyncClient, webhook: str, secret: str, update: U
     while True:
         try:
             posted = await rasa.post(
-                webhook, content=update.to_json(), headers={SECRET_HEADER: secret, "Content-Type": "application/json"})
+                webhook, content=update.to_json(), headers={SECRET_HEADER: secret, "Content-Type": "application/json"}
+            )
             answer: Optional[httpx.Response] = posted
             reason = f"HTTP {posted.status_code}: {posted.text[:200]}"
         except httpx.HTTPError as error:
             answer, reason = None, f"{type(error).__name__}: {error}"
         if answer is not None and answer.status_code == 403:
-            raise PollingStopped(f"the bot at {webhook} refused our secret (403): it runs with another "
-                                 "TELEGRAM_BOT_TOKEN or TELEGRAM_SECRET_TOKEN than this command; use the same")
+            raise PollingStopped(
+                f"the bot at {webhook} refused our secret (403): it runs with another "
+                "TELEGRAM_BOT_TOKEN or TELEGRAM_SECRET_TOKEN than this command; use the same"
+            )
         if answer is not None and answer.status_code == 503:
             raise PollingStopped(f"the bot at {webhook} has Telegram off (503): start it with TELEGRAM_BOT_TOKEN set")
         if answer is not None and answer.status_code < 500:
             if answer.status_code != 200:
                 logger.warning(f"Telegram: the bot rejected update {update.update_id} ({reason}); skipped")
             return
-        logger.warning(f"Telegram: could not hand update {update.update_id} to {webhook} ({reason}); "
-                       f"retrying in {backoff:.0f} s")
+        logger.warning(
+            f"Telegram: could not hand update {update.update_id} to {webhook} ({reason}); retrying in {backoff:.0f} s"
+        )
         await asyncio.sleep(backoff)
         backoff = min(backoff * 2, MAX_BACKOFF_S)
 

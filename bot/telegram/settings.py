@@ -38,9 +38,10 @@ class TelegramSettings:
         token = environ.get("TELEGRAM_BOT_TOKEN", "").strip()
         if not token:
             return None
-        secret = environ.get("TELEGRAM_SECRET_TOKEN", "").strip() or hashlib.sha256(
-            f"telegram-webhook-secret:{token}".encode()
-        ).hexdigest()
+        secret = (
+            environ.get("TELEGRAM_SECRET_TOKEN", "").strip()
+            or hashlib.sha256(f"telegram-webhook-secret:{token}".encode()).hexdigest()
+        )
         if not _SECRET_TOKEN.match(secret):
             raise ValueError(
                 "TELEGRAM_SECRET_TOKEN must be 1-256 characters of A-Z, a-z, 0-9, '_' and '-' "
