@@ -43,8 +43,11 @@ def positive(value: str) -> int:
 def parser() -> argparse.ArgumentParser:
     cli = argparse.ArgumentParser(prog="python -m actions", description="The action server, answering only Rasa.")
     cli.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")
-    cli.add_argument("--host", help=f"address to listen on; default ${HOST_VARIABLE}, else {DEFAULT_HOST} "
-                                    "(0.0.0.0 for every interface, e.g. in a container)")
+    cli.add_argument(
+        "--host",
+        help=f"address to listen on; default ${HOST_VARIABLE}, else {DEFAULT_HOST} "
+        "(0.0.0.0 for every interface, e.g. in a container)",
+    )
     cli.add_argument("--workers", type=positive, default=1, help="server processes sharing the port; default 1")
     return cli
 
@@ -59,8 +62,14 @@ def main(argv: Optional[List[str]] = None) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logger.setLevel(logging.INFO)
     app = create(token)
-    logger.info("Action server on http://%s:%d with %d worker(s); every call but GET /health needs the header "
-                "'Authorization: Bearer $%s'", host, args.port, args.workers, TOKEN_VARIABLE)
+    logger.info(
+        "Action server on http://%s:%d with %d worker(s); every call but GET /health needs the header "
+        "'Authorization: Bearer $%s'",
+        host,
+        args.port,
+        args.workers,
+        TOKEN_VARIABLE,
+    )
     app.run(host, args.port, workers=args.workers, access_log=False, motd=False)
 
 

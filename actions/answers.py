@@ -14,7 +14,7 @@ def first_value(value: object) -> str:
 
 
 def normalize_order_number(value: object) -> Optional[str]:
-    """"#a-7781 " -> "A-7781"; None for nothing usable."""
+    """ "#a-7781 " -> "A-7781"; None for nothing usable."""
     cleaned = re.sub(r"\s+", "", first_value(value)).lstrip("#").upper()
     return cleaned or None
 

@@ -17,7 +17,13 @@ from rasa_sdk import Tracker
 from rasa_sdk.types import DomainDict
 
 ORDER_ID, EMAIL, PRODUCT, REASON, ADDRESS, CONFIRM = (
-    "order_id", "email", "product", "return_reason", "new_address", "confirm_cancel")
+    "order_id",
+    "email",
+    "product",
+    "return_reason",
+    "new_address",
+    "confirm_cancel",
+)
 PROBLEM = "problem"  # why the user's last answer was not accepted; said with the next question
 VERIFIED_IN = "verified_conversation"  # the conversation whose customer proved `email` is theirs
 REQUESTED_SLOT = "requested_slot"

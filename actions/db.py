@@ -52,8 +52,10 @@ def make_engine(url: str) -> Engine:
     whose demo data is loaded: in one transaction that other processes doing the same wait for."""
     engine = create_engine(url, future=True, pool_pre_ping=True, hide_parameters=True)
     if engine.dialect.name not in DIALECTS:
-        raise ArgumentError(f"{DATABASE_URL_VARIABLE} names a {engine.dialect.name} database; the shop runs on "
-                            f"{' or '.join(DIALECTS)} only (it relies on their partial unique indexes)")
+        raise ArgumentError(
+            f"{DATABASE_URL_VARIABLE} names a {engine.dialect.name} database; the shop runs on "
+            f"{' or '.join(DIALECTS)} only (it relies on their partial unique indexes)"
+        )
     if engine.dialect.name == "sqlite":
         _begin_sqlite_explicitly(engine)
     with Session(engine, future=True) as session, session.begin():
@@ -139,6 +141,8 @@ def _order(spec: Dict, today: date) -> Order:
         shipping_address=spec["address"],
         carrier=spec.get("carrier"),
         tracking_number=spec.get("tracking_number"),
-        items=[OrderItem(product=i["product"], quantity=i.get("quantity", 1), price_cents=round(i["price"] * 100))
-               for i in spec["items"]],
+        items=[
+            OrderItem(product=i["product"], quantity=i.get("quantity", 1), price_cents=round(i["price"] * 100))
+            for i in spec["items"]
+        ],
     )

@@ -84,8 +84,9 @@ class VerifiedOrderForm(FormValidationAction, ABC):
         rest = "".join(" " if i in answer else character for i, character in enumerate(text))
         return len(re.findall(r"\w+", rest)) > 2
 
-    def validate_order_id(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
-                          domain: DomainDict) -> Dict[Text, Any]:
+    def validate_order_id(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
         number = answers.normalize_order_number(value)
         if number is None:
             return refuse(ORDER_ID, domain, "utter_no_order_number")
@@ -103,8 +104,9 @@ class VerifiedOrderForm(FormValidationAction, ABC):
             logger.error("Conversation %s: %s", tracker.sender_id, error)
             return refuse(ORDER_ID, domain, BACKEND_DOWN)
 
-    def validate_email(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
-                       domain: DomainDict) -> Dict[Text, Any]:
+    def validate_email(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
         email = answers.normalize_email(value)
         if email is None:
             return refuse(EMAIL, domain, "utter_not_an_email", value=value)
@@ -146,8 +148,9 @@ class ValidateChangeAddressForm(VerifiedOrderForm):
     def blocker(self, order: OrderInfo) -> Optional[NotAllowed]:
         return shop.address_change_problem(order)
 
-    def validate_new_address(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
-                             domain: DomainDict) -> Dict[Text, Any]:
+    def validate_new_address(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
         address = " ".join(str(value or "").split())
         if len(address) < 10 or not any(c.isdigit() for c in address):
             return refuse(ADDRESS, domain, "utter_not_an_address")
@@ -161,8 +164,9 @@ class ValidateReturnForm(VerifiedOrderForm):
     def blocker(self, order: OrderInfo) -> Optional[NotAllowed]:
         return shop.return_problem(order)
 
-    def validate_product(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
-                         domain: DomainDict) -> Dict[Text, Any]:
+    def validate_product(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
         wanted = answers.first_value(value)
         number, email = tracker.get_slot(ORDER_ID), verified_email(tracker)
         if not (number and email):
@@ -174,12 +178,14 @@ class ValidateReturnForm(VerifiedOrderForm):
             return refuse(PRODUCT, domain, BACKEND_DOWN)
         match = answers.match_product(products, wanted)
         if match is None:
-            return refuse(PRODUCT, domain, "utter_no_such_product", order_id=number, product=wanted,
-                          products=", ".join(products))
+            return refuse(
+                PRODUCT, domain, "utter_no_such_product", order_id=number, product=wanted, products=", ".join(products)
+            )
         return {PRODUCT: match}
 
-    def validate_return_reason(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
-                               domain: DomainDict) -> Dict[Text, Any]:
+    def validate_return_reason(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
         reason = " ".join(str(value or "").split())
         return {REASON: reason} if len(reason) >= 3 else refuse(REASON, domain, "utter_tell_more")
 

@@ -45,21 +45,45 @@ def form_rules(forms: Dict[str, Dict[str, Any]], faq_intents: List[str]) -> List
         name, inside = label(form), {"condition": [{"active_loop": form}]}
         leave: List[Step] = [{"action": "action_deactivate_loop"}, {"active_loop": None}]
         rules += [
-            {"rule": f"Start the {name} form",
-             "steps": [intents(spec["intents"]), {"action": form}, {"active_loop": form}]},
-            {"rule": f"Submit the {name} form once it is filled", **inside,
-             "steps": [{"action": form}, {"active_loop": None}, {"slot_was_set": [{"requested_slot": None}]},
-                       {"action": spec["submit"]}]},
-            {"rule": f"Answer a frequent question in the middle of the {name} form", **inside,
-             "steps": [faq, {"action": "action_answer_faq"}, {"action": form}, {"active_loop": form}]},
-            {"rule": f"Stop the {name} form when the user changes their mind", **inside,
-             "steps": [{"intent": "stop"}, *leave, {"action": "utter_form_stopped"}]},
-            {"rule": f"Hand over to a person in the middle of the {name} form", **inside,
-             "steps": [{"intent": "human_handoff"}, *leave, {"action": "action_human_handoff"}]},
+            {
+                "rule": f"Start the {name} form",
+                "steps": [intents(spec["intents"]), {"action": form}, {"active_loop": form}],
+            },
+            {
+                "rule": f"Submit the {name} form once it is filled",
+                **inside,
+                "steps": [
+                    {"action": form},
+                    {"active_loop": None},
+                    {"slot_was_set": [{"requested_slot": None}]},
+                    {"action": spec["submit"]},
+                ],
+            },
+            {
+                "rule": f"Answer a frequent question in the middle of the {name} form",
+                **inside,
+                "steps": [faq, {"action": "action_answer_faq"}, {"action": form}, {"active_loop": form}],
+            },
+            {
+                "rule": f"Stop the {name} form when the user changes their mind",
+                **inside,
+                "steps": [{"intent": "stop"}, *leave, {"action": "utter_form_stopped"}],
+            },
+            {
+                "rule": f"Hand over to a person in the middle of the {name} form",
+                **inside,
+                "steps": [{"intent": "human_handoff"}, *leave, {"action": "action_human_handoff"}],
+            },
         ]
-        rules += [{"rule": f"Switch from the {name} form to the {label(other)} form", **inside,
-                   "steps": [intents(forms[other]["intents"]), *leave, {"action": other}, {"active_loop": other}]}
-                  for other in forms if other != form]
+        rules += [
+            {
+                "rule": f"Switch from the {name} form to the {label(other)} form",
+                **inside,
+                "steps": [intents(forms[other]["intents"]), *leave, {"action": other}, {"active_loop": other}],
+            }
+            for other in forms
+            if other != form
+        ]
     return rules
 
 

@@ -22,9 +22,11 @@ logger = logging.getLogger(__name__)
 TOKEN_VARIABLE = "ACTION_SERVER_TOKEN"
 HEADER = "Authorization"
 OPEN_ROUTES = {("GET", "/health")}
-REFUSAL = (f"This action server answers only calls with the header '{HEADER}: Bearer <{TOKEN_VARIABLE}>'. "
-           f"Rasa sends it when endpoints.yml's action_endpoint has headers: "
-           f"{{{HEADER}: \"Bearer ${{{TOKEN_VARIABLE}}}\"}} and Rasa runs with the action server's {TOKEN_VARIABLE}.")
+REFUSAL = (
+    f"This action server answers only calls with the header '{HEADER}: Bearer <{TOKEN_VARIABLE}>'. "
+    f"Rasa sends it when endpoints.yml's action_endpoint has headers: "
+    f'{{{HEADER}: "Bearer ${{{TOKEN_VARIABLE}}}"}} and Rasa runs with the action server\'s {TOKEN_VARIABLE}.'
+)
 
 
 def create(token: str) -> Sanic:
@@ -41,8 +43,9 @@ def create(token: str) -> Sanic:
             return None
         if hmac.compare_digest(request.headers.get(HEADER, "").encode(), expected):
             return None
-        logger.warning("Refused %s %s from %s: missing or wrong %s header", request.method, request.path,
-                       request.ip, HEADER)
+        logger.warning(
+            "Refused %s %s from %s: missing or wrong %s header", request.method, request.path, request.ip, HEADER
+        )
         return response.json({"error": REFUSAL}, status=401, headers={"WWW-Authenticate": "Bearer"})
 
     return app

@@ -179,27 +179,37 @@ def cancellation_problem(order: OrderInfo) -> Optional[NotAllowed]:
     """Why the order cannot be cancelled; None when it can."""
     if order.status == PROCESSING:
         return None
-    return NotAllowed("utter_already_cancelled" if order.status == CANCELLED else "utter_cancel_too_late",
-                      order_id=order.number)
+    return NotAllowed(
+        "utter_already_cancelled" if order.status == CANCELLED else "utter_cancel_too_late", order_id=order.number
+    )
 
 
 def address_change_problem(order: OrderInfo) -> Optional[NotAllowed]:
     """Why the order's delivery address cannot change; None when it can."""
     if order.status == PROCESSING:
         return None
-    return NotAllowed("utter_address_of_cancelled_order" if order.status == CANCELLED
-                      else "utter_address_change_too_late", order_id=order.number)
+    return NotAllowed(
+        "utter_address_of_cancelled_order" if order.status == CANCELLED else "utter_address_change_too_late",
+        order_id=order.number,
+    )
 
 
 def return_problem(order: OrderInfo, today: Optional[date] = None) -> Optional[NotAllowed]:
     """Why the order's items cannot be returned; None when they can."""
     today = today or date.today()
     if order.status != DELIVERED or order.delivered_on is None:
-        return NotAllowed("utter_return_not_shipped" if order.status == PROCESSING else "utter_return_not_delivered",
-                          order_id=order.number, status=order.status)
+        return NotAllowed(
+            "utter_return_not_shipped" if order.status == PROCESSING else "utter_return_not_delivered",
+            order_id=order.number,
+            status=order.status,
+        )
     if (today - order.delivered_on).days > RETURN_WINDOW_DAYS:
-        return NotAllowed("utter_return_too_late", order_id=order.number, days=RETURN_WINDOW_DAYS,
-                          delivered_on=f"{order.delivered_on:%B %d, %Y}")
+        return NotAllowed(
+            "utter_return_too_late",
+            order_id=order.number,
+            days=RETURN_WINDOW_DAYS,
+            delivered_on=f"{order.delivered_on:%B %d, %Y}",
+        )
     return None
 
 
@@ -231,8 +241,9 @@ def start_return(number: str, email: str, product: str, reason: str, today: Opti
         name = match_product(info.products, product)
         item = next((item for item in order.items if item.product == name), None)
         if item is None:
-            raise NotAllowed("utter_no_such_product", order_id=number, product=product,
-                             products=", ".join(info.products))
+            raise NotAllowed(
+                "utter_no_such_product", order_id=number, product=product, products=", ".join(info.products)
+            )
         existing = session.scalars(select(Return).filter_by(item_id=item.id)).one_or_none()
         if existing is not None:
             return Outcome(existing.reference, False, item.product)
@@ -240,8 +251,14 @@ def start_return(number: str, email: str, product: str, reason: str, today: Opti
         session.add(created)
         session.flush()
         created.reference = reference("RET", created.id)
-        session.add(Refund(order=order, return_id=created.id, amount_cents=item.price_cents * item.quantity,
-                           status="awaiting_return"))
+        session.add(
+            Refund(
+                order=order,
+                return_id=created.id,
+                amount_cents=item.price_cents * item.quantity,
+                status="awaiting_return",
+            )
+        )
         return Outcome(created.reference, True, item.product)
 
 
@@ -262,12 +279,14 @@ def change_address(number: str, email: str, address: str) -> Outcome:
 
 @_backend
 @_first_one_wins
-def open_ticket(conversation_id: str, summary: str, email: Optional[str] = None,
-                order_number: Optional[str] = None) -> Outcome:
+def open_ticket(
+    conversation_id: str, summary: str, email: Optional[str] = None, order_number: Optional[str] = None
+) -> Outcome:
     """A ticket for a person to pick up; the conversation's open ticket if it already has one."""
     with transaction(write=True) as session:
         existing = session.scalars(
-            select(Ticket).filter_by(conversation_id=conversation_id, status=OPEN).with_for_update()).first()
+            select(Ticket).filter_by(conversation_id=conversation_id, status=OPEN).with_for_update()
+        ).first()
         if existing is not None:
             return Outcome(existing.reference, False)
         ticket = Ticket(conversation_id=conversation_id, summary=summary, email=email, order_number=order_number)
@@ -275,4 +294,3 @@ def open_ticket(conversation_id: str, summary: str, email: Optional[str] = None,
         session.flush()
         ticket.reference = reference("TCK", ticket.id)
         return Outcome(ticket.reference, True)
-

@@ -37,8 +37,9 @@ class ShopAction(Action, ABC):
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
         email = verified_email(tracker)
         if email is None:
-            logger.warning("%s in conversation %s: the email was not verified in this conversation",
-                           self.name(), tracker.sender_id)
+            logger.warning(
+                "%s in conversation %s: the email was not verified in this conversation", self.name(), tracker.sender_id
+            )
             dispatcher.utter_message(response="utter_not_verified")
             return [SlotSet(slot, None) for slot in (ORDER_ID, EMAIL, VERIFIED_IN, *self.slots_to_reset)]
         try:
@@ -107,8 +108,11 @@ class ActionCancelOrder(ShopAction):
         outcome = shop.cancel_order(tracker.get_slot(ORDER_ID), email)
         if outcome.done_now:
             logger.info("Cancelled order %s for conversation %s", outcome.reference, tracker.sender_id)
-        dispatcher.utter_message(response="utter_cancelled" if outcome.done_now else "utter_cancelled_before",
-                                 order_id=outcome.reference, refund=outcome.detail)
+        dispatcher.utter_message(
+            response="utter_cancelled" if outcome.done_now else "utter_cancelled_before",
+            order_id=outcome.reference,
+            refund=outcome.detail,
+        )
 
 
 class ActionStartReturn(ShopAction):
@@ -120,13 +124,16 @@ class ActionStartReturn(ShopAction):
         return "action_start_return"
 
     def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict, email: Text) -> None:
-        outcome = shop.start_return(tracker.get_slot(ORDER_ID), email,
-                                    tracker.get_slot(PRODUCT) or "", tracker.get_slot(REASON) or "")
+        outcome = shop.start_return(
+            tracker.get_slot(ORDER_ID), email, tracker.get_slot(PRODUCT) or "", tracker.get_slot(REASON) or ""
+        )
         if outcome.done_now:
             logger.info("Return %s for conversation %s", outcome.reference, tracker.sender_id)
         dispatcher.utter_message(
             response="utter_return_registered" if outcome.done_now else "utter_return_registered_before",
-            product=outcome.detail, reference=outcome.reference)
+            product=outcome.detail,
+            reference=outcome.reference,
+        )
 
 
 class ActionChangeAddress(ShopAction):
@@ -141,4 +148,6 @@ class ActionChangeAddress(ShopAction):
         outcome = shop.change_address(tracker.get_slot(ORDER_ID), email, tracker.get_slot(ADDRESS) or "")
         dispatcher.utter_message(
             response="utter_address_changed" if outcome.done_now else "utter_address_changed_before",
-            order_id=outcome.reference, address=outcome.detail)
+            order_id=outcome.reference,
+            address=outcome.detail,
+        )

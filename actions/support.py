@@ -34,8 +34,9 @@ class ActionHumanHandoff(Action):
             dispatcher.utter_message(response="utter_handoff_failed")
             return []
         # utter_handoff_by_email names the email slot, which is `email` here
-        dispatcher.utter_message(response="utter_handoff_by_email" if email else "utter_handoff_in_chat",
-                                 reference=outcome.reference)
+        dispatcher.utter_message(
+            response="utter_handoff_by_email" if email else "utter_handoff_in_chat", reference=outcome.reference
+        )
         return []
 
 
@@ -86,6 +87,9 @@ class ActionSuggestIntent(Action):
             dispatcher.utter_message(response="utter_default")
             return []
         entities = {e["entity"]: e["value"] for e in message.get("entities") or []}
-        dispatcher.utter_message(response="utter_suggest_intent", description=INTENT_DESCRIPTIONS[candidate],
-                                 payload=f"/{candidate}{json.dumps(entities) if entities else ''}")
+        dispatcher.utter_message(
+            response="utter_suggest_intent",
+            description=INTENT_DESCRIPTIONS[candidate],
+            payload=f"/{candidate}{json.dumps(entities) if entities else ''}",
+        )
         return []

@@ -30,10 +30,21 @@ def shop_db(tmp_path, monkeypatch) -> str:
     return url
 
 
-def tracker(slots: Optional[Dict[str, Any]] = None, text: str = "", intent: str = "inform",
-            sender: str = "customer-1", events: Optional[List[Dict]] = None, ranking=None, entities=None) -> Tracker:
-    message = {"text": text, "intent": {"name": intent, "confidence": 0.9},
-               "intent_ranking": ranking or [{"name": intent, "confidence": 0.9}], "entities": entities or []}
+def tracker(
+    slots: Optional[Dict[str, Any]] = None,
+    text: str = "",
+    intent: str = "inform",
+    sender: str = "customer-1",
+    events: Optional[List[Dict]] = None,
+    ranking=None,
+    entities=None,
+) -> Tracker:
+    message = {
+        "text": text,
+        "intent": {"name": intent, "confidence": 0.9},
+        "intent_ranking": ranking or [{"name": intent, "confidence": 0.9}],
+        "entities": entities or [],
+    }
     return Tracker(sender, dict(slots or {}), message, events or [], False, None, {}, "action_listen")
 
 
@@ -105,20 +116,27 @@ def test_correcting_the_order_number_asks_again_for_another_customers_email():
 
 
 def test_another_order_request_mid_form_rejects_the_turn_and_keeps_its_order_number():
-    """"Actually I want to return an item from order 55821" while the order-status form asks for
+    """ "Actually I want to return an item from order 55821" while the order-status form asks for
     the number: the number is validated (it carries over) and the turn rejected, so the switch rule
     starts the return form. Short answers, plain answers and the form's own requests are answers."""
+
     def form_turn(text: str, intent: str, requested_slot: str = "order_id") -> List[Dict]:
         number = text.index("55821")
-        said = tracker({"order_id": "55821", "requested_slot": requested_slot}, text, intent,
-                       events=[{"event": "user"}, {"event": "slot", "name": "order_id", "value": "55821"}],
-                       entities=[{"entity": "order_id", "value": "55821", "start": number, "end": number + 5}])
+        said = tracker(
+            {"order_id": "55821", "requested_slot": requested_slot},
+            text,
+            intent,
+            events=[{"event": "user"}, {"event": "slot", "name": "order_id", "value": "55821"}],
+            entities=[{"entity": "order_id", "value": "55821", "start": number, "end": number + 5}],
+        )
         return asyncio.run(forms.ValidateOrderStatusForm().run(CollectingDispatcher(), said, DOMAIN))
 
     switch = "actually I want to return an item from order 55821"
     switched = form_turn(switch, "return_item")
     assert [(e["event"], e["name"], e.get("value")) for e in switched] == [
-        ("slot", "order_id", "55821"), ("action_execution_rejected", "order_status_form", None)]
+        ("slot", "order_id", "55821"),
+        ("action_execution_rejected", "order_status_form", None),
+    ]
     assert form_turn(switch, "return_item", requested_slot="email") == switched  # the number was not asked for
     answer = [switched[0]]
     assert form_turn("return order 55821", "return_item") == answer
@@ -134,7 +152,8 @@ def test_order_status_tells_status_and_tracking():
 
 def test_cancel_ends_the_form_early_for_a_shipped_order_and_explains():
     assert validate(forms.ValidateCancelOrderForm(), "email", JANE, {"order_id": "12345"}) == verified(
-        email=JANE, requested_slot=None)
+        email=JANE, requested_slot=None
+    )
     texts, _ = run(submissions.ActionCancelOrder(), verified(order_id="12345", email=JANE))
     assert "already shipped" in texts[0]
     assert count(Order, number="12345", status="shipped") == 1
@@ -149,7 +168,8 @@ def test_cancel_is_done_once_even_when_repeated():
     assert count(Order, number="100234", status="cancelled") == 1 and count(Refund, order_number="100234") == 1
     # asked a third time, the form ends before the confirmation and the answer is the same
     assert validate(forms.ValidateCancelOrderForm(), "order_id", "100234", {"email": JANE}) == verified(
-        order_id="100234", requested_slot=None)
+        order_id="100234", requested_slot=None
+    )
 
 
 def test_declined_confirmation_changes_nothing():
@@ -226,8 +246,11 @@ def test_every_faq_intent_has_an_answer_in_the_domain(caplog):
 def test_unsure_nlu_suggests_the_likely_request_with_its_entities():
     ranking = [{"name": "nlu_fallback", "confidence": 1}, {"name": "cancel_order", "confidence": 0.3}]
     dispatcher = CollectingDispatcher()
-    support.ActionSuggestIntent().run(dispatcher, tracker(intent="nlu_fallback", ranking=ranking, entities=[
-        {"entity": "order_id", "value": "100234"}]), DOMAIN)
+    support.ActionSuggestIntent().run(
+        dispatcher,
+        tracker(intent="nlu_fallback", ranking=ranking, entities=[{"entity": "order_id", "value": "100234"}]),
+        DOMAIN,
+    )
     [message] = [shown(m) for m in dispatcher.messages]
     assert "cancel an order" in message["text"]
     assert message["buttons"][0]["payload"] == '/cancel_order{"order_id": "100234"}'

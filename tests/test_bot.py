@@ -22,7 +22,9 @@ ORDER_12345_EMAIL_QUESTION = "email address on order 12345"
 
 
 def parse(servers, text: str) -> dict:
-    response = httpx.post(f"{servers.rasa_url}/model/parse", params={"token": servers.token}, json={"text": text}, timeout=30)
+    response = httpx.post(
+        f"{servers.rasa_url}/model/parse", params={"token": servers.token}, json={"text": text}, timeout=30
+    )
     response.raise_for_status()
     return response.json()
 
@@ -44,7 +46,9 @@ def test_order_question_gets_order_status_and_exact_order_id(bot_servers):
     assert result["intent"]["name"] == "order_status"
     assert 2 <= len(result["intent_ranking"]) <= 10
     order_ids = [e for e in result["entities"] if e["entity"] == "order_id"]
-    assert [(e["value"], e["start"], e["end"], e["extractor"]) for e in order_ids] == [("12345", 18, 23, "BertTritonNLU")]
+    assert [(e["value"], e["start"], e["end"], e["extractor"]) for e in order_ids] == [
+        ("12345", 18, 23, "BertTritonNLU")
+    ]
     assert 0 < order_ids[0]["confidence_entity"] <= 1
 
 
@@ -52,7 +56,9 @@ def test_messy_and_long_texts_keep_exact_spans(bot_servers):
     texts = [
         "hey   where is   my order   #98765 ??",
         "Wo ist meine Bestellung? ünïcode 😀 order 100234",
-        "hello, " + "I have been waiting for a very long time and nobody answers my emails " * 6 + "where is order 55821?",
+        "hello, "
+        + "I have been waiting for a very long time and nobody answers my emails " * 6
+        + "where is order 55821?",
     ]
     for text in texts:
         result = parse(bot_servers, text)
@@ -68,12 +74,16 @@ FILLER = "I ordered this a while ago and have been waiting for an answer from yo
 @pytest.mark.parametrize(
     "text, expected",
     [
-        ("the winter jacket is too small, I want to return it",
-         {("product", "winter jacket"), ("reason", "too small")}),
+        (
+            "the winter jacket is too small, I want to return it",
+            {("product", "winter jacket"), ("reason", "too small")},
+        ),
         ("please send it to 42 Maple Drive, Denver, CO 80202", {("address", "42 Maple Drive, Denver, CO 80202")}),
         # Past max_length (32 word pieces in the suite's config): the entities lie in a later window.
-        (FILLER + "the winter jacket is too small, I want to return it",
-         {("product", "winter jacket"), ("reason", "too small")}),
+        (
+            FILLER + "the winter jacket is too small, I want to return it",
+            {("product", "winter jacket"), ("reason", "too small")},
+        ),
     ],
     ids=["product-and-reason", "address", "later-window"],
 )
@@ -102,7 +112,9 @@ def test_texts_of_any_length_get_an_answer(bot_servers):
             assert text[entity["start"] : entity["end"]] == entity["value"]
     tagged = [e for e in parse(bot_servers, english)["entities"] if e["extractor"] == "BertTritonNLU"]
     assert ("order_id", "55821", 18) in [(e["entity"], e["value"], e["start"]) for e in tagged]
-    assert max(e["end"] for e in tagged) < 5_000, "past the window cap (about 1,000 to 3,700 characters) nothing is tagged"
+    assert max(e["end"] for e in tagged) < 5_000, (
+        "past the window cap (about 1,000 to 3,700 characters) nothing is tagged"
+    )
 
 
 def _requests_by_model(triton) -> dict:
@@ -163,8 +175,18 @@ def test_rasa_test_nlu_scores_our_intents_and_entities(trained_bot, triton, tmp_
     sample = tmp_path / "sample.yml"
     sample.write_text(TrainingData([m for examples in by_intent.values() for m in examples[:8]]).nlu_as_yaml())
     results = tmp_path / "results"
-    rasa("test", "nlu", "--nlu", str(sample), "--model", str(trained_bot.model), "--out", str(results), "--no-plot",
-         cwd=trained_bot.project)
+    rasa(
+        "test",
+        "nlu",
+        "--nlu",
+        str(sample),
+        "--model",
+        str(trained_bot.model),
+        "--out",
+        str(results),
+        "--no-plot",
+        cwd=trained_bot.project,
+    )
     intents = json.loads((results / "intent_report.json").read_text())
     entities = json.loads((results / "BertTritonNLU_report.json").read_text())
     assert intents["accuracy"] > 0.9
@@ -203,7 +225,9 @@ def test_triton_outage_gets_a_polite_fallback_and_recovers(bot_servers, triton):
     assert any(ORDER_12345_EMAIL_QUESTION in reply for reply in replies), replies
 
 
-def test_unreachable_triton_is_a_clear_error_at_load_and_a_fallback_per_message(trained_bot, monkeypatch, caplog, tmp_path):
+def test_unreachable_triton_is_a_clear_error_at_load_and_a_fallback_per_message(
+    trained_bot, monkeypatch, caplog, tmp_path
+):
     import asyncio
 
     from rasa.core.agent import Agent
@@ -224,7 +248,9 @@ def test_unreachable_triton_is_a_clear_error_at_load_and_a_fallback_per_message(
     assert time.monotonic() - started < 5
 
 
-def test_a_stalled_triton_gets_a_fallback_after_triton_timeout_then_recovers(trained_bot, triton, monkeypatch, tmp_path):
+def test_a_stalled_triton_gets_a_fallback_after_triton_timeout_then_recovers(
+    trained_bot, triton, monkeypatch, tmp_path
+):
     """TRITON_TIMEOUT bounds the wait on a Triton that takes the request and does not answer, over
     the endpoints file's `timeout` (1 s here, so a wait of 4 s shows the variable won); the messages
     after it cost a short health probe each, not the timeout again; the first answer after Triton
@@ -234,8 +260,9 @@ def test_a_stalled_triton_gets_a_fallback_after_triton_timeout_then_recovers(tra
     from rasa.core.agent import Agent
 
     endpoints = tmp_path / "endpoints.yml"
-    endpoints.write_text(yaml.safe_dump({"triton": {"url": triton.url, "model_repository": str(triton.repository),
-                                                    "timeout": 1.0}}))
+    endpoints.write_text(
+        yaml.safe_dump({"triton": {"url": triton.url, "model_repository": str(triton.repository), "timeout": 1.0}})
+    )
     monkeypatch.setenv("RASA_ENDPOINTS", str(endpoints))
     monkeypatch.setenv("TRITON_TIMEOUT", "4")
     agent = Agent.load(str(trained_bot.model))

@@ -11,8 +11,20 @@ CONVERSATIONS = ROOT / "tests" / "conversations"
 
 
 def test_every_conversation_passes(trained_bot, triton, tmp_path):
-    rasa("test", "core", "--stories", str(CONVERSATIONS), "--model", str(trained_bot.model), "--e2e",
-         "--out", str(tmp_path), "--no-plot", "--successes", cwd=trained_bot.project)
+    rasa(
+        "test",
+        "core",
+        "--stories",
+        str(CONVERSATIONS),
+        "--model",
+        str(trained_bot.model),
+        "--e2e",
+        "--out",
+        str(tmp_path),
+        "--no-plot",
+        "--successes",
+        cwd=trained_bot.project,
+    )
     result = json.loads((tmp_path / "story_report.json").read_text())["conversation_accuracy"]
     failed = tmp_path / "failed_test_stories.yml"
     assert result["correct"] == result["total"], failed.read_text()[:6000] if failed.exists() else result

@@ -142,16 +142,34 @@ def stack(trained_bot, triton, postgres, tmp_path_factory) -> Iterator[Stack]:
         endpoints["tracker_store"] = yaml.safe_load((ROOT / "endpoints.yml").read_text())["tracker_store"]
         (project / "endpoints.yml").write_text(yaml.safe_dump(endpoints))
         log_url = postgres.database("faults")
-        env = {**{key: value for key, value in os.environ.items() if key != URL_VARIABLE},
-               "RASA_TELEMETRY_ENABLED": "false", "SHOP_DATABASE_URL": shop_url, URL_VARIABLE: log_url}
+        env = {
+            **{key: value for key, value in os.environ.items() if key != URL_VARIABLE},
+            "RASA_TELEMETRY_ENABLED": "false",
+            "SHOP_DATABASE_URL": shop_url,
+            URL_VARIABLE: log_url,
+        }
         actions = Part(services.actions(actions_port, env=env, cwd=project), base / "logs", timeout_s=60)
-        rasa = Part(services.rasa(rasa_port, RASA_TOKEN, model=project / "models" / trained_bot.model.name,
-                                  env=env, cwd=project), base / "logs", timeout_s=300)
+        rasa = Part(
+            services.rasa(
+                rasa_port, RASA_TOKEN, model=project / "models" / trained_bot.model.name, env=env, cwd=project
+            ),
+            base / "logs",
+            timeout_s=300,
+        )
         for part in (actions, rasa):
             cleanup.callback(part.stop)
             part.start()
-        yield Stack(f"http://127.0.0.1:{rasa_port}", rasa, actions, proxy, postgres, log_url, shop_url, shop_path,
-                    float(endpoints["triton"]["timeout"]))
+        yield Stack(
+            f"http://127.0.0.1:{rasa_port}",
+            rasa,
+            actions,
+            proxy,
+            postgres,
+            log_url,
+            shop_url,
+            shop_path,
+            float(endpoints["triton"]["timeout"]),
+        )
 
 
 @dataclass
@@ -163,8 +181,11 @@ class Chat:
     turns: List[Tuple[str, List[str]]] = field(default_factory=list)
 
     def __call__(self, text: str) -> List[str]:
-        response = httpx.post(f"{self.stack.rasa_url}/webhooks/rest/webhook",
-                              json={"sender": self.sender, "message": text}, timeout=TURN_TIMEOUT_S)
+        response = httpx.post(
+            f"{self.stack.rasa_url}/webhooks/rest/webhook",
+            json={"sender": self.sender, "message": text},
+            timeout=TURN_TIMEOUT_S,
+        )
         response.raise_for_status()
         replies = [message.get("text", "") for message in response.json()]
         self.turns.append((text, replies))
@@ -183,7 +204,8 @@ class Chat:
             with engine.connect() as connection:
                 rows = connection.execute(
                     sa.text("SELECT sender_id, data FROM events WHERE sender_id LIKE :sender ORDER BY id"),
-                    {"sender": f"%{self.sender}"}).all()
+                    {"sender": f"%{self.sender}"},
+                ).all()
         finally:
             engine.dispose()
         assert len({sender for sender, _ in rows}) == 1, {sender for sender, _ in rows}
@@ -192,8 +214,11 @@ class Chat:
     def assert_stored_as_said(self) -> None:
         """Every message sent and every answer received stored once, in order, in one session."""
         redact = Redactor().redact  # endpoints.yml's tracker_store: the default placeholders
-        said = [(kind, redact(text)) for sent, replies in self.turns
-                for kind, text in [("user", sent), *(("bot", reply) for reply in replies)]]
+        said = [
+            (kind, redact(text))
+            for sent, replies in self.turns
+            for kind, text in [("user", sent), *(("bot", reply) for reply in replies)]
+        ]
         events = self.stored()
         assert [(e["event"], e.get("text")) for e in events if e["event"] in ("user", "bot")] == said
         assert [e["event"] for e in events].count("session_started") == 1
@@ -233,8 +258,12 @@ def nlu_back_within(stack: Stack, timeout_s: float) -> bool:
     not nlu_fallback. /model/parse leaves every conversation as it is."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        response = httpx.post(f"{stack.rasa_url}/model/parse", params={"token": RASA_TOKEN},
-                              json={"text": "where is my order 12345?"}, timeout=TURN_TIMEOUT_S)
+        response = httpx.post(
+            f"{stack.rasa_url}/model/parse",
+            params={"token": RASA_TOKEN},
+            json={"text": "where is my order 12345?"},
+            timeout=TURN_TIMEOUT_S,
+        )
         response.raise_for_status()
         if response.json()["intent"]["name"] == "order_status":
             return True
@@ -319,8 +348,9 @@ def test_locked_shop_database_gets_the_backend_apology_then_cancels_once(stack, 
     assert seconds < db.SQLITE_BUSY_TIMEOUT_S + SLACK_S
     assert cancellations(stack.shop_url, "100234") == before
     assert chat("please cancel order 100234") == [text("utter_ask_confirm_cancel", order_id="100234")]  # email kept
-    assert chat("yes") == ["Done: order 100234 is cancelled. Your refund of $76.00 will reach your account within "
-                           "5 business days."]
+    assert chat("yes") == [
+        "Done: order 100234 is cancelled. Your refund of $76.00 will reach your account within 5 business days."
+    ]
     assert cancellations(stack.shop_url, "100234") == ("cancelled", [(7600, "pending")])
     chat.assert_stored_as_said()
 

@@ -54,7 +54,9 @@ def shop_rows(url: str) -> Dict[str, Any]:
     with db.transaction(url) as session:
         return {
             "orders": {o.number: (o.status, o.shipping_address) for o in session.scalars(select(Order))},
-            "returns": [(r.order_number, r.item.product, r.reason, r.reference) for r in session.scalars(select(Return))],
+            "returns": [
+                (r.order_number, r.item.product, r.reason, r.reference) for r in session.scalars(select(Return))
+            ],
             "refunds": [(r.order_number, r.amount_cents, r.status) for r in session.scalars(select(Refund))],
             "tickets": [(t.conversation_id, t.reference) for t in session.scalars(select(Ticket))],
         }
@@ -72,8 +74,10 @@ def email_question(number: str) -> str:
 def test_an_unknown_order_number_is_asked_again_then_corrected(chat, shop):
     delivered = order(shop, "55821").delivered_on
     assert chat("order status please") == [text("utter_ask_order_id")]
-    assert chat("77777") == ["I couldn't find an order with the number 77777. Please check the number in your order "
-                             f"confirmation email. {text('utter_ask_order_id')}"]
+    assert chat("77777") == [
+        "I couldn't find an order with the number 77777. Please check the number in your order "
+        f"confirmation email. {text('utter_ask_order_id')}"
+    ]
     assert chat("sorry, I meant 55821") == [email_question("55821")]
     assert chat(MIKE) == [f"Order 55821 (toaster, electric kettle) was delivered on {delivered:%B %d}."]
 
@@ -81,10 +85,14 @@ def test_an_unknown_order_number_is_asked_again_then_corrected(chat, shop):
 def test_a_wrong_email_is_asked_again(chat, shop):
     expected = order(shop, "100234").expected_on
     assert chat("status of 100234") == [email_question("100234")]
-    assert chat(MIKE) == ["That email address doesn't match the one on order 100234. Please use the email address "
-                          f"you ordered with. {email_question('100234')}"]
-    assert chat(JANE) == [f"Order 100234 (coffee maker, coffee mug) is being prepared and will ship soon; "
-                          f"expected delivery is {expected:%A, %B %d}."]
+    assert chat(MIKE) == [
+        "That email address doesn't match the one on order 100234. Please use the email address "
+        f"you ordered with. {email_question('100234')}"
+    ]
+    assert chat(JANE) == [
+        f"Order 100234 (coffee maker, coffee mug) is being prepared and will ship soon; "
+        f"expected delivery is {expected:%A, %B %d}."
+    ]
 
 
 def test_order_status_tells_carrier_and_tracking_from_the_database(chat, shop):
@@ -96,8 +104,11 @@ def test_order_status_tells_carrier_and_tracking_from_the_database(chat, shop):
     ]
 
 
-@pytest.mark.parametrize("refund, told", [(None, ""), ((4500, "awaiting_return"), " Refunds: $45.00 awaiting return.")],
-                         ids=["without-refund", "with-refund"])
+@pytest.mark.parametrize(
+    "refund, told",
+    [(None, ""), ((4500, "awaiting_return"), " Refunds: $45.00 awaiting return.")],
+    ids=["without-refund", "with-refund"],
+)
 def test_refund_status_checks_the_order_and_tells_its_refunds(chat, shop, refund: Optional[Tuple[int, str]], told):
     if refund:
         with db.transaction(shop) as session:
@@ -113,8 +124,9 @@ def test_cancel_after_confirming_cancels_once_with_a_refund(chat, shop):
     assert chat("I want to cancel my order") == [text("utter_ask_order_id")]
     assert chat("100234") == [email_question("100234")]
     assert chat(JANE) == [text("utter_ask_confirm_cancel", order_id="100234")]
-    assert chat("yes") == ["Done: order 100234 is cancelled. Your refund of $76.00 will reach your account within "
-                           "5 business days."]
+    assert chat("yes") == [
+        "Done: order 100234 is cancelled. Your refund of $76.00 will reach your account within 5 business days."
+    ]
     cancelled = shop_rows(shop)
     before["orders"]["100234"] = ("cancelled", before["orders"]["100234"][1])
     before["refunds"].append(("100234", 7600, "pending"))
@@ -134,21 +146,43 @@ def test_a_declined_cancellation_changes_nothing(chat, shop):
 @pytest.mark.parametrize(
     "request_text, number, email, refusal",
     [
-        pytest.param("cancel order #12345", "12345", JANE, "Order 12345 has already shipped, so it can't be cancelled "
-                     "anymore. Once it arrives you can return it for a refund.", id="cancel-shipped"),
-        pytest.param("start a return for order 31415", "31415", AMIRA, "Order 31415 was delivered on "
-                     "{order.delivered_on:%B %d, %Y}, more than 30 days ago, so it's outside our return window.",
-                     id="return-outside-window"),
-        pytest.param("can I return order 100234?", "100234", JANE, "Order 100234 hasn't been delivered yet "
-                     "(processing), so it can't be returned yet. You can still cancel it instead.",
-                     id="return-not-delivered"),
-        pytest.param("change address for 98765", "98765", MIKE, "Order 98765 has already shipped, so I can't change "
-                     "its address anymore. The carrier's tracking page may let you redirect the parcel.",
-                     id="address-shipped"),
+        pytest.param(
+            "cancel order #12345",
+            "12345",
+            JANE,
+            "Order 12345 has already shipped, so it can't be cancelled "
+            "anymore. Once it arrives you can return it for a refund.",
+            id="cancel-shipped",
+        ),
+        pytest.param(
+            "start a return for order 31415",
+            "31415",
+            AMIRA,
+            "Order 31415 was delivered on "
+            "{order.delivered_on:%B %d, %Y}, more than 30 days ago, so it's outside our return window.",
+            id="return-outside-window",
+        ),
+        pytest.param(
+            "can I return order 100234?",
+            "100234",
+            JANE,
+            "Order 100234 hasn't been delivered yet "
+            "(processing), so it can't be returned yet. You can still cancel it instead.",
+            id="return-not-delivered",
+        ),
+        pytest.param(
+            "change address for 98765",
+            "98765",
+            MIKE,
+            "Order 98765 has already shipped, so I can't change "
+            "its address anymore. The carrier's tracking page may let you redirect the parcel.",
+            id="address-shipped",
+        ),
     ],
 )
 def test_a_request_the_order_does_not_allow_ends_after_the_email_and_changes_nothing(
-        chat, shop, request_text, number, email, refusal):
+    chat, shop, request_text, number, email, refusal
+):
     before = shop_rows(shop)
     assert chat(request_text) == [email_question(number)]
     assert chat(email) == [refusal.format(order=order(shop, number))]
@@ -168,8 +202,10 @@ def test_a_return_within_the_window_gets_one_reference_even_when_repeated(chat, 
     before["returns"].append(("55821", "toaster", "wrong size", reference))
     before["refunds"].append(("55821", 4500, "awaiting_return"))
     assert returned == before
-    assert answer == [f"Your return for the toaster is registered. Your return reference is {reference}. We'll email "
-                      f"a prepaid label to {MIKE}; your refund follows once the item is back with us."]
+    assert answer == [
+        f"Your return for the toaster is registered. Your return reference is {reference}. We'll email "
+        f"a prepaid label to {MIKE}; your refund follows once the item is back with us."
+    ]
     assert chat("I want to return the toaster from order 55821") == [text("utter_ask_return_reason")]
     assert chat("wrong size") == [f"A return for the toaster already exists: its reference is {reference}."]
     assert shop_rows(shop) == returned
@@ -190,8 +226,10 @@ def test_a_handoff_opens_one_ticket_per_conversation(chat, shop):
     answer = chat("I want to talk to a human")
     tickets = shop_rows(shop)["tickets"]
     assert [conversation for conversation, _ in tickets] == [chat.conversation_id]
-    assert answer == [f"I've handed your conversation to our support team: your ticket number is {tickets[0][1]}. "
-                      "A colleague will get back to you right here in this chat, usually within a few hours."]
+    assert answer == [
+        f"I've handed your conversation to our support team: your ticket number is {tickets[0][1]}. "
+        "A colleague will get back to you right here in this chat, usually within a few hours."
+    ]
     assert re.fullmatch(r"TCK-\d+", tickets[0][1])
     assert chat("let me speak to a real person") == answer
     assert shop_rows(shop)["tickets"] == tickets

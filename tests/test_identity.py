@@ -32,8 +32,9 @@ JANE = "jane.doe@example.com"  # order 12345's customer (actions/seed.yml)
 
 
 def tracker(servers, conversation: str) -> Dict[str, Any]:
-    answer = httpx.get(f"{servers.rasa_url}/conversations/{conversation}/tracker", params={"token": RASA_TOKEN},
-                       timeout=30)
+    answer = httpx.get(
+        f"{servers.rasa_url}/conversations/{conversation}/tracker", params={"token": RASA_TOKEN}, timeout=30
+    )
     answer.raise_for_status()
     return answer.json()
 
@@ -49,6 +50,7 @@ def tickets(shop_url: str) -> Dict[str, Optional[str]]:
 
 
 # REST and Telegram -------------------------------------------------------------------------------
+
 
 def test_a_rest_sender_named_like_a_telegram_chat_gets_a_conversation_of_its_own(bot_servers, fake_telegram, shop):
     """The attack this closes: a Telegram customer verifies their email and asks for a person; a REST
@@ -66,31 +68,38 @@ def test_a_rest_sender_named_like_a_telegram_chat_gets_a_conversation_of_its_own
     assert re.search(r"TCK-\d+", claimed)[0] != re.search(r"TCK-\d+", handed_over)[0]
     assert tickets(shop) == {f"telegram:{chat}": JANE, f"rest:{chat}": None}
     assert tracker(bot_servers, f"rest:{chat}")["slots"]["email"] is None
-    assert any("email address on order 12345" in answer for answer in say(bot_servers, str(chat), "where is my order 12345?"))
+    assert any(
+        "email address on order 12345" in answer for answer in say(bot_servers, str(chat), "where is my order 12345?")
+    )
 
 
-@pytest.mark.parametrize("body, field", [
-    (b"not json", None),
-    (b"", None),
-    ([], None),
-    ("hi", None),
-    ({"message": "hi"}, "sender"),
-    ({"sender": 123, "message": "hi"}, "sender"),
-    ({"sender": ["a"], "message": "hi"}, "sender"),
-    ({"sender": None, "message": "hi"}, "sender"),
-    ({"sender": "", "message": "hi"}, "sender"),
-    ({"sender": "x" * 129, "message": "hi"}, "sender"),
-    ({"sender": "two\nlines", "message": "hi"}, "sender"),
-    ({"sender": "bad-bodies"}, "message"),
-    ({"sender": "bad-bodies", "message": 5}, "message"),
-    ({"sender": "bad-bodies", "message": ["hi"]}, "message"),
-    ({"sender": "bad-bodies", "message": None}, "message"),
-    ({"sender": "bad-bodies", "message": "hi", "metadata": "x"}, "metadata"),
-], ids=lambda value: repr(value)[:40])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        (b"not json", None),
+        (b"", None),
+        ([], None),
+        ("hi", None),
+        ({"message": "hi"}, "sender"),
+        ({"sender": 123, "message": "hi"}, "sender"),
+        ({"sender": ["a"], "message": "hi"}, "sender"),
+        ({"sender": None, "message": "hi"}, "sender"),
+        ({"sender": "", "message": "hi"}, "sender"),
+        ({"sender": "x" * 129, "message": "hi"}, "sender"),
+        ({"sender": "two\nlines", "message": "hi"}, "sender"),
+        ({"sender": "bad-bodies"}, "message"),
+        ({"sender": "bad-bodies", "message": 5}, "message"),
+        ({"sender": "bad-bodies", "message": ["hi"]}, "message"),
+        ({"sender": "bad-bodies", "message": None}, "message"),
+        ({"sender": "bad-bodies", "message": "hi", "metadata": "x"}, "metadata"),
+    ],
+    ids=lambda value: repr(value)[:40],
+)
 def test_a_malformed_rest_body_gets_a_400_naming_the_field(bot_servers, body, field):
     raw = body if isinstance(body, bytes) else None
-    answer = httpx.post(f"{bot_servers.rasa_url}/webhooks/rest/webhook", content=raw,
-                        json=None if raw is not None else body, timeout=30)
+    answer = httpx.post(
+        f"{bot_servers.rasa_url}/webhooks/rest/webhook", content=raw, json=None if raw is not None else body, timeout=30
+    )
     assert answer.status_code == 400, answer.text
     error = answer.json()
     assert error["field"] == field and (field or "body") in error["error"], error
@@ -104,12 +113,16 @@ def test_a_rest_sender_of_128_characters_is_its_conversation_id_with_the_prefix(
 
 
 def test_rest_input_channel_is_rest_whatever_the_body_says(bot_servers):
-    httpx.post(f"{bot_servers.rasa_url}/webhooks/rest/webhook", timeout=30,
-               json={"sender": "claims-telegram", "message": "/thank", "input_channel": "telegram"}).raise_for_status()
+    httpx.post(
+        f"{bot_servers.rasa_url}/webhooks/rest/webhook",
+        timeout=30,
+        json={"sender": "claims-telegram", "message": "/thank", "input_channel": "telegram"},
+    ).raise_for_status()
     assert tracker(bot_servers, "rest:claims-telegram")["latest_input_channel"] == "rest"
 
 
 # socket.io -------------------------------------------------------------------------------------
+
 
 class WebChat:
     """A socket.io client speaking the widget's protocol (widget/src/connection.js)."""
@@ -148,9 +161,11 @@ async def test_a_web_chat_session_resumes_only_with_its_secret(bot_servers):
     await customer.close()
 
     intruder = await WebChat().connect(bot_servers.rasa_url)
-    claims = [{"session_id": issued["session_id"]},
-              {"session_id": issued["session_id"], "session_secret": "0" * 64},
-              {"session_id": issued["session_id"] + "x", "session_secret": issued["session_secret"]}]
+    claims = [
+        {"session_id": issued["session_id"]},
+        {"session_id": issued["session_id"], "session_secret": "0" * 64},
+        {"session_id": issued["session_id"] + "x", "session_secret": issued["session_secret"]},
+    ]
     given = [await intruder.session(**claim) for claim in claims]
     assert issued["session_id"] not in [session["session_id"] for session in given]
     # A message naming the customer's session runs in the one confirmed for this socket.
@@ -170,8 +185,15 @@ async def test_web_chat_messages_of_the_wrong_shape_are_dropped(bot_servers):
     chat = await WebChat().connect(bot_servers.rasa_url)
     await chat.client.emit("user_uttered", {"message": "/goodbye"})  # before any session: dropped
     session = await chat.session()
-    for data in [("hi",), (["/goodbye"],), ({"message": 5},), ({"message": None},), ({},), (),
-                 ({"message": "/goodbye", "metadata": "not an object"},)]:
+    for data in [
+        ("hi",),
+        (["/goodbye"],),
+        ({"message": 5},),
+        ({"message": None},),
+        ({},),
+        (),
+        ({"message": "/goodbye", "metadata": "not an object"},),
+    ]:
         await chat.client.emit("user_uttered", *data)
     # socket.io keeps the order: had any of them been answered, its answer would come first.
     assert await chat.say({"message": "/thank", "metadata": {"page": "/help"}}) == THANKS
@@ -180,6 +202,7 @@ async def test_web_chat_messages_of_the_wrong_shape_are_dropped(bot_servers):
 
 
 # A verified email belongs to the conversation that verified it ---------------------------------
+
 
 @pytest.fixture
 def shop_db(tmp_path, monkeypatch) -> str:
@@ -197,20 +220,32 @@ def run(action, sender: str, **slots: Any) -> List[str]:
 
 def test_the_validators_record_which_conversation_verified_the_email(shop_db):
     form, sender = forms.ValidateOrderStatusForm(), "rest:customer"
-    verified = form.validate_email(JANE, CollectingDispatcher(), Tracker(
-        sender, {"order_id": "12345"}, {}, [], False, None, {}, "action_listen"), DOMAIN)
+    verified = form.validate_email(
+        JANE,
+        CollectingDispatcher(),
+        Tracker(sender, {"order_id": "12345"}, {}, [], False, None, {}, "action_listen"),
+        DOMAIN,
+    )
     assert verified == {"email": JANE, "verified_conversation": sender}
-    verified = form.validate_order_id("12345", CollectingDispatcher(), Tracker(
-        sender, {"email": JANE}, {}, [], False, None, {}, "action_listen"), DOMAIN)
+    verified = form.validate_order_id(
+        "12345",
+        CollectingDispatcher(),
+        Tracker(sender, {"email": JANE}, {}, [], False, None, {}, "action_listen"),
+        DOMAIN,
+    )
     assert verified == {"order_id": "12345", "verified_conversation": sender}
 
 
-@pytest.mark.parametrize("action, slots", [
-    (submissions.ActionOrderStatus(), {}),
-    (submissions.ActionCancelOrder(), {"confirm_cancel": True}),
-    (submissions.ActionStartReturn(), {"product": "headphones", "return_reason": "too small"}),
-    (submissions.ActionChangeAddress(), {"new_address": "7 Oak Avenue, Portland, OR 97201"}),
-], ids=lambda value: getattr(value, "name", lambda: "")() or "")
+@pytest.mark.parametrize(
+    "action, slots",
+    [
+        (submissions.ActionOrderStatus(), {}),
+        (submissions.ActionCancelOrder(), {"confirm_cancel": True}),
+        (submissions.ActionStartReturn(), {"product": "headphones", "return_reason": "too small"}),
+        (submissions.ActionChangeAddress(), {"new_address": "7 Oak Avenue, Portland, OR 97201"}),
+    ],
+    ids=lambda value: getattr(value, "name", lambda: "")() or "",
+)
 def test_an_email_verified_in_another_conversation_opens_no_order(shop_db, action, slots):
     slots = {"order_id": "12345", "email": JANE, **slots}
     refusal = [bot_texts.text("utter_not_verified")]

@@ -53,8 +53,13 @@ def environment(**variables: str) -> Dict[str, str]:
 
 
 def action_server(name: str, port: int, env: Dict[str, str], *flags: str, host: str = "127.0.0.1") -> Service:
-    return Service(name, [sys.executable, "-m", "actions", "--port", str(port), *flags],
-                   f"http://{host}:{port}/health", env=env, cwd=ROOT)
+    return Service(
+        name,
+        [sys.executable, "-m", "actions", "--port", str(port), *flags],
+        f"http://{host}:{port}/health",
+        env=env,
+        cwd=ROOT,
+    )
 
 
 def action_call(action: str, sender: str, slots: Dict, said: str = "yes", intent: str = "affirm") -> Dict:
@@ -64,12 +69,19 @@ def action_call(action: str, sender: str, slots: Dict, said: str = "yes", intent
     if "email" in slots:
         slots = {**slots, VERIFIED_IN: sender}
     parsed = {"text": said, "intent": {"name": intent, "confidence": 1.0}, "entities": []}
-    events = [ActionExecuted("action_listen"),
-              UserUttered(said, parsed["intent"], [], {**parsed, "intent_ranking": [parsed["intent"]]}),
-              *(SlotSet(name, value) for name, value in slots.items())]
+    events = [
+        ActionExecuted("action_listen"),
+        UserUttered(said, parsed["intent"], [], {**parsed, "intent_ranking": [parsed["intent"]]}),
+        *(SlotSet(name, value) for name, value in slots.items()),
+    ]
     tracker = DialogueStateTracker.from_events(sender, events, slots=DOMAIN.slots)
-    return {"next_action": action, "sender_id": sender, "tracker": tracker.current_state(EventVerbosity.ALL),
-            "version": rasa.__version__, "domain": DOMAIN.as_dict()}
+    return {
+        "next_action": action,
+        "sender_id": sender,
+        "tracker": tracker.current_state(EventVerbosity.ALL),
+        "version": rasa.__version__,
+        "domain": DOMAIN.as_dict(),
+    }
 
 
 def count(url: str, model, **where) -> int:
@@ -87,10 +99,15 @@ def shared_shop(postgres, tmp_path_factory) -> Iterator[Dict]:
     supervisor = Supervisor(tmp_path_factory.mktemp("shared-shop-servers"))
     try:
         supervisor.start(action_server("actions-a", ports[0], env, host="127.0.0.2"), timeout_s=60)
-        supervisor.start(action_server("actions-b", ports[1], env, "--host", "127.0.0.1", "--workers", "2"),
-                         timeout_s=60)
-        yield {"url": url, "ports": ports, "supervisor": supervisor,
-               "webhooks": [f"http://127.0.0.2:{ports[0]}/webhook", f"http://127.0.0.1:{ports[1]}/webhook"]}
+        supervisor.start(
+            action_server("actions-b", ports[1], env, "--host", "127.0.0.1", "--workers", "2"), timeout_s=60
+        )
+        yield {
+            "url": url,
+            "ports": ports,
+            "supervisor": supervisor,
+            "webhooks": [f"http://127.0.0.2:{ports[0]}/webhook", f"http://127.0.0.1:{ports[1]}/webhook"],
+        }
     finally:
         supervisor.stop(grace_s=5)
 
@@ -102,9 +119,10 @@ def lone_server(tmp_path_factory) -> Iterator[int]:
     shop_url = f"sqlite:///{tmp_path_factory.mktemp('lone-shop') / 'shop.db'}"
     supervisor = Supervisor(tmp_path_factory.mktemp("lone-server"))
     try:
-        supervisor.start(action_server("actions", port, environment(**{TOKEN_VARIABLE: TOKEN,
-                                                                       db.DATABASE_URL_VARIABLE: shop_url})),
-                         timeout_s=60)
+        supervisor.start(
+            action_server("actions", port, environment(**{TOKEN_VARIABLE: TOKEN, db.DATABASE_URL_VARIABLE: shop_url})),
+            timeout_s=60,
+        )
         yield port
     finally:
         supervisor.stop(grace_s=5)
@@ -118,24 +136,32 @@ def test_identical_calls_at_once_across_two_servers_write_once(shared_shop, tmp_
     endpoints = []
     for i, webhook in enumerate(shared_shop["webhooks"]):
         path = tmp_path / f"endpoints-{i}.yml"
-        path.write_text(yaml.safe_dump({"action_endpoint": {
-            "url": webhook, "headers": {"Authorization": "Bearer ${ACTION_SERVER_TOKEN}"}}}))
+        path.write_text(
+            yaml.safe_dump(
+                {"action_endpoint": {"url": webhook, "headers": {"Authorization": "Bearer ${ACTION_SERVER_TOKEN}"}}}
+            )
+        )
         endpoints.append(read_endpoint_config(str(path), "action_endpoint"))
     assert endpoints[0].headers == {"Authorization": f"Bearer {TOKEN}"}
-    calls = ([("action_cancel_order", f"cancel-{i}", CANCEL) for i in range(RACERS)]
-             + [("action_start_return", f"return-{i}", RETURN) for i in range(RACERS)]
-             + [("action_human_handoff", "handoff", {"email": JANE})] * 5)
+    calls = (
+        [("action_cancel_order", f"cancel-{i}", CANCEL) for i in range(RACERS)]
+        + [("action_start_return", f"return-{i}", RETURN) for i in range(RACERS)]
+        + [("action_human_handoff", "handoff", {"email": JANE})] * 5
+    )
 
     async def post_all() -> List[httpx.Response]:
         async with httpx.AsyncClient(timeout=60) as client:
-            return await asyncio.gather(*(
-                client.post(endpoints[i % 2].url, json=action_call(*call), headers=endpoints[i % 2].headers)
-                for i, call in enumerate(calls)))
+            return await asyncio.gather(
+                *(
+                    client.post(endpoints[i % 2].url, json=action_call(*call), headers=endpoints[i % 2].headers)
+                    for i, call in enumerate(calls)
+                )
+            )
 
     replies = asyncio.run(post_all())
     assert [r.status_code for r in replies] == [200] * len(calls), [r.text[:300] for r in replies if r.is_error]
     texts = [" ".join(said(m, slots) for m in r.json()["responses"]) for r, (_, _, slots) in zip(replies, calls)]
-    cancels, returns, handoffs = texts[:RACERS], texts[RACERS:2 * RACERS], texts[2 * RACERS:]
+    cancels, returns, handoffs = texts[:RACERS], texts[RACERS : 2 * RACERS], texts[2 * RACERS :]
 
     assert sum(t.startswith("Done: order 100234 is cancelled. Your refund of $76.00") for t in cancels) == 1, cancels
     assert sum(t == "Order 100234 is already cancelled; the refund of $76.00 is on its way." for t in cancels) == 19
@@ -148,8 +174,13 @@ def test_identical_calls_at_once_across_two_servers_write_once(shared_shop, tmp_
         refunds = session.scalars(select(Refund).filter_by(order_number="55821")).all()
         assert [(r.return_id, r.amount_cents, r.status) for r in refunds] == [(created.id, 3500, "awaiting_return")]
     assert sum(t.startswith("Your return for the electric kettle is registered") for t in returns) == 1, returns
-    assert sum(t == f"A return for the electric kettle already exists: its reference is {created.reference}."
-               for t in returns) == 19
+    assert (
+        sum(
+            t == f"A return for the electric kettle already exists: its reference is {created.reference}."
+            for t in returns
+        )
+        == 19
+    )
     assert all(created.reference in t for t in returns)
 
     with db.transaction(url) as session:
@@ -174,7 +205,8 @@ def test_identical_writes_in_threads_on_sqlite_wait_for_each_other(tmp_path, mon
         [lambda: shop.cancel_order("100234", JANE)] * RACERS
         + [lambda: shop.start_return("55821", MIKE, "kettle", "it leaks")] * RACERS
         + [lambda: shop.change_address("48213", MIKE, "7 Oak Avenue, Portland, OR 97201")] * 5
-        + [lambda: shop.open_ticket("handoff", "help")] * 5)
+        + [lambda: shop.open_ticket("handoff", "help")] * 5
+    )
     start = threading.Barrier(len(writes))
 
     def at_once(write: Callable[[], shop.Outcome]) -> shop.Outcome:
@@ -184,7 +216,7 @@ def test_identical_writes_in_threads_on_sqlite_wait_for_each_other(tmp_path, mon
     with ThreadPoolExecutor(len(writes)) as pool:
         outcomes = list(pool.map(at_once, writes))
 
-    groups = [outcomes[:RACERS], outcomes[RACERS:2 * RACERS], outcomes[2 * RACERS:-5], outcomes[-5:]]
+    groups = [outcomes[:RACERS], outcomes[RACERS : 2 * RACERS], outcomes[2 * RACERS : -5], outcomes[-5:]]
     for group in groups:
         assert [o.done_now for o in group].count(True) == 1, group
         assert len({(o.reference, o.detail) for o in group}) == 1, group
@@ -197,8 +229,11 @@ def test_identical_writes_in_threads_on_sqlite_wait_for_each_other(tmp_path, mon
 def test_the_database_refuses_a_second_effect_itself(backend, request, tmp_path, monkeypatch):
     """The last line of defence, should a write ever skip its lock: a second cancellation refund,
     a second refund for a return and a second open ticket of a conversation are refused."""
-    url = (f"sqlite:///{tmp_path / 'shop.db'}" if backend == "sqlite"
-           else request.getfixturevalue("postgres").database("second_effect"))
+    url = (
+        f"sqlite:///{tmp_path / 'shop.db'}"
+        if backend == "sqlite"
+        else request.getfixturevalue("postgres").database("second_effect")
+    )
     monkeypatch.setenv(db.DATABASE_URL_VARIABLE, url)
     shop.start_return("77310", JANE, "running shoes", "too small")
     shop.start_return("77310", JANE, "socks", "too small")  # two returns of one order: two refunds
@@ -292,8 +327,11 @@ def _statement_waiting_for_a_lock(engine, timeout_s: float = 20) -> str:
     deadline = time.monotonic() + timeout_s
     with engine.connect() as connection:
         while time.monotonic() < deadline:
-            waiting = connection.scalar(text(
-                "SELECT query FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"))
+            waiting = connection.scalar(
+                text(
+                    "SELECT query FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                )
+            )
             connection.rollback()  # a fresh snapshot of pg_stat_activity next time
             if waiting:
                 return " ".join(waiting.split())
@@ -313,9 +351,14 @@ def test_database_failures_name_no_parameters_or_quoted_values(postgres, monkeyp
     assert "4111" not in message and JANE not in message and "ccccc" not in message
     assert "4111" not in str(failed.value.__cause__) and JANE not in str(failed.value.__cause__)
 
-    duplicate = IntegrityError("INSERT INTO tickets ...", {"email": JANE}, Exception(
-        'duplicate key value violates unique constraint "one_open_ticket_per_conversation"\n'
-        "DETAIL:  Key (conversation_id)=(c-secret) already exists."))
+    duplicate = IntegrityError(
+        "INSERT INTO tickets ...",
+        {"email": JANE},
+        Exception(
+            'duplicate key value violates unique constraint "one_open_ticket_per_conversation"\n'
+            "DETAIL:  Key (conversation_id)=(c-secret) already exists."
+        ),
+    )
     assert shop.describe_failure(duplicate) == "IntegrityError (Exception)"
     down = create_engine(f"postgresql://postgres@127.0.0.1:{free_port()}/shop", future=True)
     with pytest.raises(OperationalError) as refused:
@@ -326,12 +369,15 @@ def test_database_failures_name_no_parameters_or_quoted_values(postgres, monkeyp
 WEBHOOK_CALL = action_call("action_answer_faq", "auth", {}, "when are you open?", "faq_opening_hours")
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN},
-                                     {"Authorization": f"Bearer {TOKEN}x"}])
+@pytest.mark.parametrize(
+    "headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}, {"Authorization": f"Bearer {TOKEN}x"}]
+)
 def test_calls_without_the_token_are_refused(lone_server, headers):
     base = f"http://127.0.0.1:{lone_server}"
-    for reply in (httpx.post(f"{base}/webhook", json=WEBHOOK_CALL, headers=headers),
-                  httpx.get(f"{base}/actions", headers=headers)):
+    for reply in (
+        httpx.post(f"{base}/webhook", json=WEBHOOK_CALL, headers=headers),
+        httpx.get(f"{base}/actions", headers=headers),
+    ):
         assert reply.status_code == 401
         assert "Authorization: Bearer <ACTION_SERVER_TOKEN>" in reply.json()["error"]
         assert TOKEN not in reply.text and reply.headers["WWW-Authenticate"] == "Bearer"
@@ -348,8 +394,14 @@ def test_health_is_open_and_the_token_opens_the_rest(lone_server):
 @pytest.mark.parametrize("token", [None, ""])
 def test_no_token_no_server(token):
     env = environment() if token is None else environment(**{TOKEN_VARIABLE: token})
-    result = subprocess.run([sys.executable, "-m", "actions", "--port", str(free_port())], env=env, cwd=ROOT,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "actions", "--port", str(free_port())],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert "ACTION_SERVER_TOKEN is not set" in result.stderr
     assert "export ACTION_SERVER_TOKEN=$(python -c 'import secrets; print(secrets.token_urlsafe(32))')" in result.stderr
