@@ -162,6 +162,23 @@ def rasa(
     return result
 
 
+def rasa_test_nlu(sample: Path, model: Path, out: Path, cwd: Path, timeout: float = 900) -> None:
+    """`rasa test nlu` of `model` on the examples in `sample`; its reports go to `out` (no plots)."""
+    rasa(
+        "test",
+        "nlu",
+        "--nlu",
+        str(sample),
+        "--model",
+        str(model),
+        "--out",
+        str(out),
+        "--no-plot",
+        cwd=cwd,
+        timeout=timeout,
+    )
+
+
 @dataclass
 class TrainedBot:
     project: Path

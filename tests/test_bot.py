@@ -13,7 +13,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.conftest import ROOT, copy_project, rasa
+from tests.conftest import ROOT, copy_project, rasa, rasa_test_nlu
 
 DOMAIN = yaml.safe_load((ROOT / "domain.yml").read_text())
 FALLBACK_TEXT = DOMAIN["responses"]["utter_default"][0]["text"]
@@ -175,18 +175,7 @@ def test_rasa_test_nlu_scores_our_intents_and_entities(trained_bot, triton, tmp_
     sample = tmp_path / "sample.yml"
     sample.write_text(TrainingData([m for examples in by_intent.values() for m in examples[:8]]).nlu_as_yaml())
     results = tmp_path / "results"
-    rasa(
-        "test",
-        "nlu",
-        "--nlu",
-        str(sample),
-        "--model",
-        str(trained_bot.model),
-        "--out",
-        str(results),
-        "--no-plot",
-        cwd=trained_bot.project,
-    )
+    rasa_test_nlu(sample, trained_bot.model, results, cwd=trained_bot.project)
     intents = json.loads((results / "intent_report.json").read_text())
     entities = json.loads((results / "BertTritonNLU_report.json").read_text())
     assert intents["accuracy"] > 0.9

@@ -18,7 +18,7 @@ from nlu.triton import repository
 from nlu.triton.client import TritonNLUClient, TritonUnavailable
 from nlu.triton.contract import API_KEY_HEADER, FINGERPRINT_FILE, FP32_FILE, LABELS_FILE
 from nlu.triton.model_config import CONFIG_FILE, read_config
-from tests.conftest import copy_project, rasa
+from tests.conftest import copy_project, rasa_test_nlu
 from tests.listeners import LOOPBACK, listening_addresses
 
 
@@ -157,19 +157,7 @@ def test_a_crafted_model_archive_does_not_reach_triton(trained_bot, triton, tmp_
     sample = tmp_path / "sample.yml"
     sample.write_text('version: "3.1"\nnlu:\n- intent: greet\n  examples: |\n    - hello\n')
     with pytest.raises(AssertionError, match="may hold only"):
-        rasa(
-            "test",
-            "nlu",
-            "--nlu",
-            str(sample),
-            "--model",
-            str(crafted),
-            "--out",
-            str(tmp_path / "results"),
-            "--no-plot",
-            cwd=project,
-            timeout=300,
-        )
+        rasa_test_nlu(sample, crafted, tmp_path / "results", cwd=project, timeout=300)
     assert not (triton.repository / meta["name"] / "999").exists()
 
 
