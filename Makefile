@@ -43,8 +43,10 @@ $(WIDGET_BUNDLE): widget/package.json widget/package-lock.json $(wildcard widget
 	@scripts/system-deps.sh run
 	cd widget && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
 
+# Then the new Rasa model's file goes on the MLflow run that fine-tuned its NLU (nlu/tracking.py).
 train: setup
 	$(RASA) train
+	$(PY) -m nlu.tracking_cli link
 
 run: setup
 	$(PY) -m bot run

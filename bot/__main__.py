@@ -24,6 +24,7 @@ from bot import secrets, services, widget_server
 from bot.conversation_log import cli as conversation_log_cli
 from bot.supervisor import ServiceFailed, Supervisor, exit_on_sigterm
 from bot.telegram import polling as telegram_polling
+from nlu import tracking
 from nlu.settings import TritonSettings
 from nlu.triton import server as triton_server
 
@@ -79,7 +80,11 @@ def run(args: argparse.Namespace) -> int:
     if not args.skip_train:
         # Rasa compares the fingerprints of data and config with the newest model and only
         # trains what changed; with nothing changed this takes seconds.
+        before = tracking.newest_archive(tracking.MODELS_DIR)
         subprocess.run([services.RASA, "train", "--endpoints", args.endpoints], check=True, env=env)
+        trained = tracking.newest_archive(tracking.MODELS_DIR)
+        if trained is not None and trained != before:  # a new Rasa model: its file goes on its MLflow run
+            tracking.link_model_archive(trained)
     supervisor = Supervisor(RUN_DIR)
     started = [
         services.triton(

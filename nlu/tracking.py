@@ -29,6 +29,7 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Seque
 logger = logging.getLogger(__name__)
 
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
+MODELS_DIR = Path("models")  # where `rasa train` writes Rasa models by default
 RUN_FILE = "mlflow_run.json"  # in the component's directory of a Rasa model: the run that trained it
 
 # Tags the training code sets and `python -m nlu.tracking_cli runs` shows.

@@ -18,8 +18,6 @@ from typing import Optional, Sequence
 
 from nlu import tracking
 
-MODELS_DIR = Path("models")  # where `rasa train` writes its archives by default
-
 
 def runs(limit: int) -> None:
     client = tracking.client()
@@ -69,9 +67,11 @@ def show(run_id: str) -> None:
 
 def link(archive: Optional[Path]) -> int:
     """Exit 1 only without an archive: a run that cannot be tagged is a warning, never a failed build."""
-    archive = archive or tracking.newest_archive(MODELS_DIR)
+    archive = archive or tracking.newest_archive(tracking.MODELS_DIR)
     if archive is None or not archive.is_file():
-        print(f"No Rasa model archive {'in ' + str(MODELS_DIR) if archive is None else archive}", file=sys.stderr)
+        print(
+            f"No Rasa model archive {'in ' + str(tracking.MODELS_DIR) if archive is None else archive}", file=sys.stderr
+        )
         return 1
     run_id = tracking.link_model_archive(archive)
     if run_id:
@@ -86,7 +86,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     runs_parser.add_argument("--limit", type=int, default=20)
     commands.add_parser("show", help="one run in full").add_argument("run_id")
     link_parser = commands.add_parser("link", help="tag the run that trained a Rasa model with its file")
-    link_parser.add_argument("archive", type=Path, nargs="?", help=f"default: the newest in {MODELS_DIR}/")
+    link_parser.add_argument("archive", type=Path, nargs="?", help=f"default: the newest in {tracking.MODELS_DIR}/")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.command == "link":
