@@ -29,7 +29,7 @@ import onnxruntime as ort
 
 from nlu import archive
 from nlu.decoding import Infer, Labels, parse_texts
-from nlu.encoding import TextEncoder
+from nlu.encoding import TextEncoder, TokenizerError
 from nlu.tags import EntityLabel, is_special
 from nlu.triton.contract import FP32_FILE, INPUTS, INT8_FILE, MAX_BATCH_SIZE, OUTPUTS
 
@@ -150,22 +150,25 @@ class ExplainableModel:
 def load(model_archive: Path) -> ExplainableModel:
     """The archive's BertTritonNLU model in ONNX Runtime (INT8 where training kept it, as Triton's CPU serves it)."""
     with tempfile.TemporaryDirectory() as scratch:
-        stored = archive.extract(model_archive, Path(scratch))
-        graph = stored.version_dir / INT8_FILE
-        if not graph.exists():
-            graph = stored.version_dir / FP32_FILE
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = THREADS
-        options.inter_op_num_threads = THREADS
-        session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
-        missing = set(OUTPUTS) - {output.name for output in session.get_outputs()}
-        if missing:
-            raise archive.ArchiveError(
-                f"{model_archive}'s graph lacks {', '.join(sorted(missing))}: it was trained by an older version of "
-                f"{archive.COMPONENT}; retrain it with `rasa train`."
-            )
-        encoder = TextEncoder.load(stored.encoder_dir)
-        labels = stored.labels()
+        try:
+            stored = archive.extract(model_archive, Path(scratch))
+            graph = stored.version_dir / INT8_FILE
+            if not graph.exists():
+                graph = stored.version_dir / FP32_FILE
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = THREADS
+            options.inter_op_num_threads = THREADS
+            session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+            encoder = TextEncoder.load(stored.encoder_dir)
+            labels = stored.labels()
+        except (OSError, ValueError, KeyError, TokenizerError) as error:  # a damaged archive
+            raise archive.ArchiveError(f"{model_archive}: its NLU model cannot be read ({error})") from error
+    missing = set(OUTPUTS) - {output.name for output in session.get_outputs()}
+    if missing:
+        raise archive.ArchiveError(
+            f"{model_archive}'s graph lacks {', '.join(sorted(missing))}: it was trained by an older version of "
+            f"{archive.COMPONENT}; retrain it with `rasa train`."
+        )
     infer = lambda ids, mask: session.run(list(OUTPUTS), {INPUTS[0]: ids, INPUTS[1]: mask})
     return ExplainableModel(encoder, labels, infer, graph.name)
 

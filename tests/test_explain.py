@@ -160,6 +160,16 @@ def test_an_archive_without_the_component_is_a_clear_error(onnx_model, tmp_path,
     assert "should hold one trained BertTritonNLU component and holds none" in capsys.readouterr().err
 
 
+def test_a_damaged_archive_is_a_clear_error(tmp_path, capsys):
+    meta = tmp_path / COMPONENTS_DIR / "train_nlu.component.BertTritonNLU1" / META_FILE
+    meta.parent.mkdir(parents=True)
+    meta.write_text("{")
+    with tarfile.open(tmp_path / "damaged.tar.gz", "w:gz") as archive:
+        archive.add(tmp_path / COMPONENTS_DIR, COMPONENTS_DIR)
+    assert explain.main(["--model", str(tmp_path / "damaged.tar.gz"), "hello"]) == 1
+    assert "its NLU model cannot be read" in capsys.readouterr().err
+
+
 def test_an_empty_text_is_refused_before_the_model_is_read(tmp_path, capsys):
     assert explain.main(["--model", str(tmp_path), "hello", " "]) == 1
     assert "the text is empty" in capsys.readouterr().err
