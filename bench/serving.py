@@ -62,7 +62,7 @@ Progress = Callable[[str], None]
 def run(runs: int, machine: Dict[str, Any], work: Path, progress: Progress) -> Dict[str, Any]:
     """Both measurements of one exported model, as results.json's "serving" holds them."""
     started = load_average()
-    model = JointIntentTagger.from_base(resolve_base_model(BASE_MODEL), INTENTS, TAGS).eval()
+    model = JointIntentTagger.from_base(resolve_base_model(BASE_MODEL), intent_names(), TAGS).eval()
     repository = work / "triton"
     progress(f"serving: exporting {BASE_MODEL} ({INTENTS} intents, {TAGS} tags) to ONNX fp32 and INT8")
     directory = export_ours(model, repository)
@@ -91,7 +91,11 @@ def export_ours(model: JointIntentTagger, repository: Path) -> Path:
     directory.mkdir(parents=True)
     quantize_int8(export_onnx(model, directory / FP32_FILE), directory / INT8_FILE)
     tags = tag_names({"entity": f"entity_{e}"} for e in range(ENTITIES))
-    return finish_version(repository, OURS, VERSION, Labels([f"intent_{i}" for i in range(INTENTS)], tags))
+    return finish_version(repository, OURS, VERSION, Labels(intent_names(), tags))
+
+
+def intent_names() -> List[str]:
+    return [f"intent_{i}" for i in range(INTENTS)]
 
 
 def model_alone(model: JointIntentTagger, directory: Path, runs: int, progress: Progress) -> List[Dict[str, Any]]:

@@ -16,7 +16,7 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Text
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Text
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
@@ -38,11 +38,16 @@ from nlu.settings import TritonSettings
 from nlu.triton import repository
 from nlu.triton.client import TritonNLUClient, TritonUnavailable
 
+if TYPE_CHECKING:
+    from nlu import tracking
+
 logger = logging.getLogger(__name__)
 
 META_FILE = "meta.json"
 ENCODER_DIR = "encoder"
+MODEL_FORMAT = 2  # 2: the graph also answers an out-of-scope score (older models must be retrained)
 MODEL_VERSIONS = "nlu_model_versions"  # parse-result key: the Triton model version that answered
+OUT_OF_SCOPE_SCORE = "out_of_scope_score"  # parse-result key: above labels' threshold, the text is declined
 _WARN_EVERY_S = 30.0
 
 
@@ -91,7 +96,8 @@ class BertTritonNLU(GraphComponent, IntentClassifier, EntityExtractorMixin):
         return cls(config, model_storage, resource)
 
     def train(self, training_data: TrainingData) -> Resource:
-        from nlu import export, training  # torch, transformers and ONNX: only where training happens
+        """Fine-tune, export and install a new Triton version, tracked as one MLflow run."""
+        from nlu import tracking
 
         examples = [m for m in training_data.intent_examples if m.get(TEXT)]
         if len({m.get(INTENT) for m in examples}) < 2:
@@ -99,10 +105,36 @@ class BertTritonNLU(GraphComponent, IntentClassifier, EntityExtractorMixin):
         texts = [m.get(TEXT) for m in examples]
         intents = [m.get(INTENT) for m in examples]
         annotations = [m.get(ENTITIES) or [] for m in examples]
+        name = self.component_config["triton_model_name"]
+        with tracking.track("nlu-fine-tuning", name) as run:
+            run.log_params({key: self.component_config[key] for key in self.get_default_config()})
+            run.set_tags(
+                {
+                    tracking.TAG_BASE_MODEL: self.component_config["model_name_or_path"],
+                    tracking.TAG_DATA_FINGERPRINT: tracking.data_fingerprint(texts, intents, annotations),
+                    tracking.TAG_TRITON_MODEL: name,
+                }
+            )
+            self._fine_tune_and_install(texts, intents, annotations, run)
+        return self._resource
+
+    def _fine_tune_and_install(
+        self,
+        texts: List[str],
+        intents: List[str],
+        annotations: List[List[Dict[str, Any]]],
+        run: "tracking.TrackedRun",
+    ) -> None:
+        from nlu import export, tracking, training  # torch, transformers and ONNX: only where training happens
+
         base = self.component_config["model_name_or_path"]
         encoder = training.load_encoder(base, EncodingSettings.from_component_config(self.component_config))
         config = FineTuneConfig.from_component_config(self.component_config)
         tuned = training.fine_tune(base, encoder, texts, intents, annotations, config)
+        for figures in tuned.history:
+            run.log_metrics(
+                {key: value for key, value in figures.items() if key != "epoch"}, step=int(figures["epoch"])
+            )
 
         name = self.component_config["triton_model_name"]
         live = TritonSettings.load().model_repository
@@ -110,7 +142,7 @@ class BertTritonNLU(GraphComponent, IntentClassifier, EntityExtractorMixin):
         gate_texts, data = export.gate_data(tuned.validation, len(texts))
         with self._model_storage.write_to(self._resource) as directory:
             encoder.save(directory / ENCODER_DIR)
-            export.export_version(
+            gate = export.export_version(
                 tuned.model,
                 encoder,
                 tuned.labels,
@@ -121,10 +153,17 @@ class BertTritonNLU(GraphComponent, IntentClassifier, EntityExtractorMixin):
                 data,
             )
             repository.finish_version(directory / "triton", name, version, tuned.labels)
-            (directory / META_FILE).write_text(json.dumps({"name": name, "version": version}, indent=2))
+            meta = {"name": name, "version": version, "format": MODEL_FORMAT}
+            (directory / META_FILE).write_text(json.dumps(meta, indent=2))
             repository.install_version(directory / "triton", live, name, version)
+            run.write_reference(directory)
+        run.set_tags({tracking.TAG_TRITON_VERSION: str(version)})
+        run.log_metrics(
+            {f"gate_{graph}_{key}": value for graph in ("fp32", "int8") for key, value in getattr(gate, graph).items()}
+        )
+        if tuned.labels.out_of_scope_threshold is not None:
+            run.log_metrics({"out_of_scope_threshold": tuned.labels.out_of_scope_threshold})
         logger.info("Fine-tuned %s as Triton version %d in %s", name, version, live)
-        return self._resource
 
     @classmethod
     def load(
@@ -151,10 +190,8 @@ class BertTritonNLU(GraphComponent, IntentClassifier, EntityExtractorMixin):
     ) -> "BertTritonNLU":
         """Install the stored version into the live repository and connect to Triton."""
         meta = json.loads((directory / META_FILE).read_text())
-        if "name" not in meta:  # the two-model layout of older versions of this component
-            raise ValueError(
-                "it was trained by an older version of this component (two Triton models); retrain it with `rasa train`"
-            )
+        if meta.get("format") != MODEL_FORMAT:  # two Triton models, or a graph without the out-of-scope score
+            raise ValueError("it was trained by an older version of this component; retrain it with `rasa train`")
         name, version = meta["name"], meta["version"]
         encoder = TextEncoder.load(directory / ENCODER_DIR)
         settings = TritonSettings.load()
@@ -190,6 +227,7 @@ class BertTritonNLU(GraphComponent, IntentClassifier, EntityExtractorMixin):
             return messages
         for message, parse in zip(to_parse, parses):
             self._set(message, parse.intent_ranking, parse.entities)
+            message.set(OUT_OF_SCOPE_SCORE, parse.out_of_scope_score, add_to_output=True)
             message.set(MODEL_VERSIONS, self._parser.versions, add_to_output=True)
         return messages
 

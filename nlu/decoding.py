@@ -8,31 +8,39 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+from rasa.shared.constants import DEFAULT_NLU_FALLBACK_INTENT_NAME as DECLINED  # answered by the fallback rules
 
 from nlu.encoding import TextEncoder, Windows
-from nlu.tags import decode_spans, is_special
+from nlu.out_of_scope import OUT_OF_SCOPE
+from nlu.tags import constrained_tags, decode_spans, is_special
 
 logger = logging.getLogger(__name__)
 
-# (input ids, attention mask) -> (intent probabilities, tag probabilities) of a batch of windows
-Infer = Callable[[np.ndarray, np.ndarray], Tuple[np.ndarray, np.ndarray]]
+# (input ids, attention mask) -> (intent probabilities, tag probabilities, out-of-scope scores) of a batch of windows
+Infer = Callable[[np.ndarray, np.ndarray], Sequence[np.ndarray]]
 
 
 @dataclass(frozen=True)
 class Labels:
-    """The class names of the joint model's two heads."""
+    """The class names of the joint model's two heads, and where out-of-scope begins.
+
+    `out_of_scope_threshold` is the energy score above which a text is declined (calibrated on the
+    validation slice by nlu.out_of_scope; None: never declined on the score).
+    """
 
     intents: List[str]
     tags: List[str]
+    out_of_scope_threshold: Optional[float] = None
 
 
 @dataclass
 class Parse:
     intent_ranking: List[Dict[str, Any]]
     entities: List[Dict[str, Any]]
+    out_of_scope_score: float
 
 
 def parse_texts(
@@ -51,13 +59,15 @@ def parse_texts(
         )
     intents: List[np.ndarray] = []
     tags: List[np.ndarray] = []
+    scores: List[np.ndarray] = []
     for start in range(0, len(windows.input_ids), chunk_size):
-        chunk_intents, chunk_tags = infer(*encoder.pad(windows.input_ids[start : start + chunk_size]))
+        chunk_intents, chunk_tags, chunk_scores = infer(*encoder.pad(windows.input_ids[start : start + chunk_size]))
         intents.append(chunk_intents)
         tags.extend(chunk_tags)  # chunks may differ in length: each row is read up to its own offsets
+        scores.append(np.reshape(chunk_scores, -1))
     width = max(row.shape[0] for row in tags)
     tag_array = np.stack([np.pad(row, ((0, width - row.shape[0]), (0, 0))) for row in tags])
-    return decode(texts, windows, np.concatenate(intents), tag_array, labels, ranking_length)
+    return decode(texts, windows, np.concatenate(intents), tag_array, np.concatenate(scores), labels, ranking_length)
 
 
 def decode(
@@ -65,16 +75,26 @@ def decode(
     windows: Windows,
     intent_probabilities: np.ndarray,
     tag_probabilities: np.ndarray,
+    out_of_scope_scores: np.ndarray,
     labels: Labels,
     ranking_length: int,
 ) -> List[Parse]:
-    """One Parse per text from the per-window outputs: the intent of its first window, the tags of all."""
+    """One Parse per text from the per-window outputs: the intent of its first window, the tags of all.
+
+    A text whose out-of-scope score passes the calibrated threshold is declined: `nlu_fallback`
+    heads its ranking, as Rasa's FallbackClassifier would put it, so the fallback rules answer
+    (unless the model itself answered `out_of_scope`, which the data's own rules answer).
+    """
     firsts = windows.first_windows()
-    rankings = [_ranking(intent_probabilities[window], labels.intents, ranking_length) for window in firsts]
-    return [
-        Parse(ranking, spans)
-        for ranking, spans in zip(rankings, _spans(texts, windows, tag_probabilities, labels.tags))
-    ]
+    parses = []
+    for window, spans in zip(firsts, _spans(texts, windows, tag_probabilities, labels.tags)):
+        ranking = _ranking(intent_probabilities[window], labels.intents, ranking_length)
+        score = float(out_of_scope_scores[window])
+        declined = labels.out_of_scope_threshold is not None and score > labels.out_of_scope_threshold
+        if declined and ranking[0]["name"] != OUT_OF_SCOPE:  # a trained out_of_scope answer stands
+            ranking = [{"name": DECLINED, "confidence": 1.0}] + ranking[: ranking_length - 1]
+        parses.append(Parse(ranking, spans, score))
+    return parses
 
 
 def _ranking(row: np.ndarray, intents: Sequence[str], length: int) -> List[Dict[str, Any]]:
@@ -85,14 +105,15 @@ def _spans(
     texts: Sequence[str], windows: Windows, probabilities: np.ndarray, tags: Sequence[str]
 ) -> List[List[Dict[str, Any]]]:
     # A piece seen in two overlapping windows keeps the first window's prediction.
-    pieces: List[Dict[Tuple[int, int], Tuple[int, float]]] = [{} for _ in texts]
+    pieces: List[Dict[Tuple[int, int], np.ndarray]] = [{} for _ in texts]
     for window, (offsets, text) in enumerate(zip(windows.offsets, windows.text_index)):
         for position, offset in enumerate(offsets):
             if not is_special(offset) and offset not in pieces[text]:
-                row = probabilities[window, position]
-                tag = int(row.argmax())
-                pieces[text][offset] = (tag, float(row[tag]))
-    return [
-        decode_spans(text, [(offset, tag, p) for offset, (tag, p) in found.items()], tags)
-        for text, found in zip(texts, pieces)
-    ]
+                pieces[text][offset] = probabilities[window, position]
+    spans = []
+    for content, found in zip(texts, pieces):
+        offsets = sorted(found)
+        rows = np.array([found[offset] for offset in offsets]).reshape(len(offsets), len(tags))
+        path = constrained_tags(rows, tags)
+        spans.append(decode_spans(content, [(o, t, float(r[t])) for o, t, r in zip(offsets, path, rows)], tags))
+    return spans

@@ -14,18 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
-import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
-from nlu.decoding import Labels, parse_texts
+from nlu.decoding import Labels
 from nlu.encoding import TextEncoder
 from nlu.joint_model import JointIntentTagger
-from nlu.quality import entity_scores
-from nlu.tags import EntityLabel
-from nlu.triton.contract import FP32_FILE, INPUTS, INT8_FILE, MAX_BATCH_SIZE, OUTPUTS
+from nlu.quality import parse_quality
+from nlu.triton.contract import FP32_FILE, INPUTS, INT8_FILE, OUTPUTS
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +63,7 @@ def export_onnx(model: JointIntentTagger, path: Path) -> Path:
         INPUTS[1]: {0: "batch", 1: "pieces"},
         OUTPUTS[0]: {0: "batch"},
         OUTPUTS[1]: {0: "batch", 1: "pieces"},
+        OUTPUTS[2]: {0: "batch"},
     }
     with torch.no_grad():
         torch.onnx.export(
@@ -110,12 +109,7 @@ def quality(
 ) -> Dict[str, float]:
     """Intent accuracy and exact-span entity F1 of an ONNX Runtime session, parsed as Triton's answers are."""
     infer = lambda ids, mask: session.run(list(OUTPUTS), {INPUTS[0]: ids, INPUTS[1]: mask})
-    parses = parse_texts(texts, encoder, infer, labels, ranking_length=1, chunk_size=MAX_BATCH_SIZE)
-    accuracy = float(np.mean([p.intent_ranking[0]["name"] == intent for p, intent in zip(parses, intents)]))
-    key = lambda e: (EntityLabel.of(e).key, e["start"], e["end"])
-    gold = [{key(e) for e in text_annotations} for text_annotations in annotations]
-    predicted = [{key(e) for e in p.entities} for p in parses]
-    return {"intent_accuracy": accuracy, "entity_f1": entity_scores(gold, predicted)["entity_f1"] if any(gold) else 1.0}
+    return parse_quality(infer, encoder, labels, texts, intents, annotations)
 
 
 def session(path: Path) -> ort.InferenceSession:

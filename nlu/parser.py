@@ -31,7 +31,7 @@ class Inference(Protocol):
 
     def infer(
         self, name: str, version: int, input_ids: np.ndarray, attention_mask: np.ndarray
-    ) -> Tuple[np.ndarray, np.ndarray]: ...
+    ) -> Tuple[np.ndarray, ...]: ...
 
 
 class Parser:

@@ -1,8 +1,19 @@
-"""Entity scores over exact spans, shared by the export's quality gate and the benchmark."""
+"""Quality as Rasa would see it: intent accuracy and exact-span entity F1 of parsed texts.
+
+Shared by the validation-based schedule of fine-tuning (torch), the export's quality gate
+(ONNX Runtime) and the benchmark, so that each judges exactly what Rasa would be given.
+"""
 
 from __future__ import annotations
 
-from typing import Dict, Hashable, Sequence, Set, TypeVar
+from typing import Any, Dict, Hashable, Sequence, Set, TypeVar
+
+import numpy as np
+
+from nlu.decoding import Infer, Labels, parse_texts
+from nlu.encoding import TextEncoder
+from nlu.tags import EntityLabel
+from nlu.triton.contract import MAX_BATCH_SIZE
 
 Span = TypeVar("Span", bound=Hashable)
 
@@ -16,3 +27,20 @@ def entity_scores(gold: Sequence[Set[Span]], predicted: Sequence[Set[Span]]) -> 
     recall = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {"entity_precision": precision, "entity_recall": recall, "entity_f1": f1}
+
+
+def parse_quality(
+    infer: Infer,
+    encoder: TextEncoder,
+    labels: Labels,
+    texts: Sequence[str],
+    intents: Sequence[str],
+    annotations: Sequence[Sequence[Dict[str, Any]]],
+) -> Dict[str, float]:
+    """Intent accuracy and exact-span entity F1 (1.0 where no text has entities) of `infer`'s parses."""
+    parses = parse_texts(texts, encoder, infer, labels, ranking_length=1, chunk_size=MAX_BATCH_SIZE)
+    accuracy = float(np.mean([p.intent_ranking[0]["name"] == intent for p, intent in zip(parses, intents)]))
+    key = lambda e: (EntityLabel.of(e).key, e["start"], e["end"])
+    gold = [{key(e) for e in text_annotations} for text_annotations in annotations]
+    predicted = [{key(e) for e in p.entities} for p in parses]
+    return {"intent_accuracy": accuracy, "entity_f1": entity_scores(gold, predicted)["entity_f1"] if any(gold) else 1.0}

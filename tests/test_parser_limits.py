@@ -36,7 +36,7 @@ class RecordingClient:
         intents = np.tile(np.array([[0.1, 0.9]], dtype=np.float32), (input_ids.shape[0], 1))
         tags = np.zeros(input_ids.shape + (len(LABELS.tags),), dtype=np.float32)
         tags[..., 0] = 1.0
-        return intents, tags
+        return intents, tags, np.zeros((input_ids.shape[0], 1), dtype=np.float32)
 
 
 def parser(settings: EncodingSettings) -> Tuple[Parser, RecordingClient]:

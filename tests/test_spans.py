@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
+import numpy as np
 import pytest
 
 from nlu import training
 from nlu.encoding import EncodingSettings, TextEncoder
-from nlu.tags import EntityLabel, decode_spans, piece_tags, tag_names
+from nlu.tags import EntityLabel, constrained_tags, decode_spans, piece_tags, tag_names
 from tests.checkpoints import TOKENIZERS
 
 TEXTS = [
@@ -109,3 +111,32 @@ def test_encoder_saved_with_the_model_loads_with_its_settings(encoder, tmp_path)
     loaded = TextEncoder.load(tmp_path)
     assert loaded.settings == encoder.settings
     assert loaded.windows(TEXTS).input_ids == encoder.windows(TEXTS).input_ids
+
+
+def valid_bio(path, tags) -> bool:
+    names = ["O"] + [tags[t] for t in path]
+    return all(not b.startswith("I-") or a[2:] == b[2:] and a != "O" for a, b in zip(names, names[1:]))
+
+
+def test_constrained_decoding_finds_the_best_valid_bio_sequence():
+    """No span starts with I-, and no valid sequence is more probable (brute force over small cases)."""
+    tags = ["O", "B-city||", "I-city||", "B-date||", "I-date||"]
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        pieces = int(rng.integers(1, 5))
+        probabilities = rng.dirichlet(np.full(len(tags), 0.3), size=pieces)
+        path = constrained_tags(probabilities, tags)
+        assert valid_bio(path, tags)
+        log = np.log(np.clip(probabilities, 1e-12, None))
+        best = max(
+            (p for p in itertools.product(range(len(tags)), repeat=pieces) if valid_bio(p, tags)),
+            key=lambda p: sum(log[i, t] for i, t in enumerate(p)),
+        )
+        assert np.isclose(sum(log[i, t] for i, t in enumerate(path)), sum(log[i, t] for i, t in enumerate(best)))
+
+
+def test_an_entity_opened_with_i_is_repaired_not_split():
+    """Argmax says O, I-city, I-city: the span keeps both pieces and starts with B-."""
+    tags = ["O", "B-city||", "I-city||"]
+    probabilities = np.array([[0.9, 0.05, 0.05], [0.1, 0.4, 0.5], [0.1, 0.2, 0.7]])
+    assert constrained_tags(probabilities, tags) == [0, 1, 2]

@@ -3,6 +3,7 @@ model is a clear error."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
@@ -12,6 +13,7 @@ from nlu import training
 from nlu.decoding import decode
 from nlu.encoding import EncodingSettings
 from nlu.hyperparameters import FineTuneConfig
+from nlu.out_of_scope import calibrate
 from tests.checkpoints import make_checkpoint
 
 TEXTS = [
@@ -59,15 +61,37 @@ def test_one_model_has_both_heads_and_learns_both_tasks(tiny_bert):
     windows = encoder.windows(texts)
     ids, mask = encoder.pad(windows.input_ids)
     with torch.no_grad():
-        intents, tags = tuned.model(torch.from_numpy(ids), torch.from_numpy(mask))
-    parses = decode(texts, windows, intents.numpy(), tags.numpy(), tuned.labels, ranking_length=3)
+        intents, tags, scores = tuned.model(torch.from_numpy(ids), torch.from_numpy(mask))
+    # The learned ranking, before the out-of-scope threshold (calibrated on 3 texts here) may decline it.
+    undeclined = dataclasses.replace(tuned.labels, out_of_scope_threshold=None)
+    parses = decode(texts, windows, intents.numpy(), tags.numpy(), scores.numpy()[:, 0], undeclined, ranking_length=3)
     assert [p.intent_ranking[0]["name"] for p in parses] == ["cancel", "greet"]
     assert [(e["entity"], e["value"]) for e in parses[0].entities] == [("order_id", "424242")]
     assert parses[1].entities == []
+    assert tuned.labels.out_of_scope_threshold is not None
+    assert [row["epoch"] for row in tuned.history] == list(range(1, 31))
+    assert tuned.history[-1]["validation_intent_accuracy"] == 1.0 and tuned.history[-1]["validation_entity_f1"] == 1.0
+
+
+def test_epochs_are_capped_by_the_examples_budget():
+    config = FineTuneConfig(epochs=30, max_training_examples=25000)
+    assert training.epochs_to_run(config, 441) == 30
+    assert training.epochs_to_run(config, 7237) == 3
+    assert training.epochs_to_run(config, 13590) == 2
+    assert training.epochs_to_run(config, 90000) == 1
+
+
+def test_out_of_scope_threshold_keeps_the_chosen_share_of_in_scope_texts():
+    scores = [float(s) for s in range(100)]
+    threshold = calibrate(scores, 0.9)
+    assert sum(s <= threshold for s in scores) == 90
+    assert calibrate([], 0.99) is None
+    with pytest.raises(ValueError, match="in_scope_coverage"):
+        calibrate(scores, 0.0)
 
 
 def test_early_stopping_ends_before_the_epoch_limit(tiny_bert, caplog):
-    """Intents drawn at random: the held-out loss rises once the model memorises the training slice."""
+    """Intents drawn at random: held-out accuracy stops improving once the model memorises the training slice."""
     rng = random.Random(0)
     words = "alpha beta gamma delta epsilon zeta eta theta iota kappa".split()
     texts = [" ".join(rng.choices(words, k=4)) for _ in range(40)]

@@ -76,8 +76,9 @@ class TritonNLUClient:
 
     def infer(
         self, name: str, version: int, input_ids: np.ndarray, attention_mask: np.ndarray
-    ) -> Tuple[np.ndarray, np.ndarray]:
-        """Intent probabilities [windows, intents] and tag probabilities [windows, pieces, tags], one request."""
+    ) -> Tuple[np.ndarray, ...]:
+        """Intent probabilities [windows, intents], tag probabilities [windows, pieces, tags] and
+        out-of-scope scores [windows, 1], one request."""
         if self._failed and not self._live_within(PROBE_TIMEOUT_S):
             raise TritonUnavailable(
                 f"Triton at {self.url} is still not answering (no health answer within "
@@ -102,7 +103,7 @@ class TritonNLUClient:
                 f"Triton at {self.url} did not answer for model '{name}' version {version}: {_reason(error)}"
             ) from error
         self._failed = False
-        return result.as_numpy(OUTPUTS[0]), result.as_numpy(OUTPUTS[1])
+        return tuple(result.as_numpy(output) for output in OUTPUTS)
 
     def _live_within(self, timeout_s: float) -> bool:
         try:

@@ -7,7 +7,8 @@ backend `BACKEND` (nlu/triton/backend/model.py), so no model carries code.
 
 BACKEND = "nlu_onnx"
 INPUTS = ("INPUT_IDS", "ATTENTION_MASK")  # int64 [batch, pieces]
-OUTPUTS = ("INTENT_PROBABILITIES", "TAG_PROBABILITIES")  # fp32 [batch, intents], [batch, pieces, tags]
+# fp32 [batch, intents], [batch, pieces, tags], [batch, 1] (the energy of the in-scope intent logits)
+OUTPUTS = ("INTENT_PROBABILITIES", "TAG_PROBABILITIES", "OUT_OF_SCOPE_SCORE")
 FP32_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
 LABELS_FILE = "labels.json"

@@ -38,6 +38,7 @@ def model_config(name: str) -> pb.ModelConfig:
         output=[
             pb.ModelOutput(name=OUTPUTS[0], data_type=pb.TYPE_FP32, dims=[-1]),
             pb.ModelOutput(name=OUTPUTS[1], data_type=pb.TYPE_FP32, dims=[-1, -1]),
+            pb.ModelOutput(name=OUTPUTS[2], data_type=pb.TYPE_FP32, dims=[1]),
         ],
         # Requests that arrive while the instance is busy run together; none waits for company.
         dynamic_batching=pb.ModelDynamicBatching(max_queue_delay_microseconds=0),

@@ -68,13 +68,14 @@ class TritonPythonModel:
             self.input_names[0]: np.concatenate([widen(b) for b in ids]),
             self.input_names[1]: np.concatenate([widen(m) for m in masks]),
         }
-        intents, tags = self.session.run(self.output_names, feed)
+        results = self.session.run(self.output_names, feed)
         responses, row = [], 0
         for batch in ids:
             rows = slice(row, row + batch.shape[0])
+            # Per-piece outputs ([batch, pieces, ...]) go back at the request's own length.
             outputs = [
-                pb_utils.Tensor(self.output_names[0], np.ascontiguousarray(intents[rows])),
-                pb_utils.Tensor(self.output_names[1], np.ascontiguousarray(tags[rows, : batch.shape[1]])),
+                pb_utils.Tensor(name, np.ascontiguousarray(out[rows, : batch.shape[1]] if out.ndim == 3 else out[rows]))
+                for name, out in zip(self.output_names, results)
             ]
             responses.append(pb_utils.InferenceResponse(outputs))
             row += batch.shape[0]
