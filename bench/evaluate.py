@@ -7,7 +7,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, List, Sequence, Set, Tuple
 
 from rasa.shared.constants import DEFAULT_NLU_FALLBACK_INTENT_NAME as FALLBACK_INTENT  # our answer when Triton fails
 
@@ -22,6 +22,7 @@ from nlu.triton.contract import FP32_FILE, INT8_FILE
 class Prediction:
     intent: str
     entities: Set[Tuple[str, int, int]]
+    undeclined_intent: str  # the best intent other than nlu_fallback: what a pipeline without declining says
 
 
 def predict(model_path: Path, texts: Sequence[str]) -> Tuple[List[Prediction], List[float], float]:
@@ -43,7 +44,8 @@ def predict(model_path: Path, texts: Sequence[str]) -> Tuple[List[Prediction], L
             parsed = await agent.parse_message(text)
             timings.append((time.perf_counter() - start) * 1000.0)
             intent = (parsed.get("intent") or {}).get("name") or ""
-            predictions.append(Prediction(intent, set(spans(parsed.get("entities") or []))))
+            ranked = [r["name"] for r in parsed.get("intent_ranking") or [] if r["name"] != FALLBACK_INTENT]
+            predictions.append(Prediction(intent, set(spans(parsed.get("entities") or [])), (ranked or [intent])[0]))
         return predictions, timings
 
     predictions, timings = asyncio.run(parse_all())
@@ -51,17 +53,25 @@ def predict(model_path: Path, texts: Sequence[str]) -> Tuple[List[Prediction], L
 
 
 def score(test: Sequence[Example], predictions: Sequence[Prediction], has_entities: bool) -> Dict[str, Any]:
-    """Intent accuracy and macro F1, entity F1 (or None), OOS figures where the data has OOS."""
+    """Intent accuracy and macro F1; entity F1 overall, per type and per (intent, type) pair (or None);
+    OOS figures where the data has OOS."""
     gold = [e.intent for e in test]
     predicted = [p.intent for p in predictions]
-    result: Dict[str, Optional[float]] = dict(metrics.intent_scores(gold, predicted))
+    result: Dict[str, Any] = dict(metrics.intent_scores(gold, predicted))
+    result["undeclined_intent_accuracy"] = metrics.intent_scores(gold, [p.undeclined_intent for p in predictions])[
+        "intent_accuracy"
+    ]
     if has_entities:
-        result.update(metrics.entity_scores([set(e.entities) for e in test], [p.entities for p in predictions]))
+        gold_spans = [set(e.entities) for e in test]
+        predicted_spans = [p.entities for p in predictions]
+        result.update(metrics.entity_scores(gold_spans, predicted_spans))
+        result["intent_slot_mean_f1"] = metrics.intent_slot_mean_f1(gold, gold_spans, predicted_spans)
+        result["entity_types"] = metrics.entity_type_scores(gold_spans, predicted_spans)
     else:
         result.update(entity_precision=None, entity_recall=None, entity_f1=None)
-    if OUT_OF_SCOPE in gold:
-        result.update(metrics.out_of_scope_scores(gold, predicted, OUT_OF_SCOPE))
-    result["fallback_predictions"] = sum(p == FALLBACK_INTENT for p in predicted)
+    if OUT_OF_SCOPE in gold:  # declining with nlu_fallback is the bot's answer to out-of-scope too
+        result.update(metrics.out_of_scope_scores(gold, predicted, OUT_OF_SCOPE, {OUT_OF_SCOPE, FALLBACK_INTENT}))
+    result["fallback_predictions"] = sum(p == FALLBACK_INTENT for p in predicted)  # declined (out-of-scope score)
     return result
 
 

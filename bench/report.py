@@ -13,8 +13,12 @@ DEFAULT_NOTES = "## Notes\n\nNOTES go here.\n"
 # (label, where in a pipeline's results, format, show ratio ours/diet)
 _ROWS = [
     ("intent accuracy", ("metrics", "intent_accuracy"), "pct", False),
+    ("intent accuracy, never declining", ("metrics", "undeclined_intent_accuracy"), "pct", False),
     ("intent macro F1", ("metrics", "intent_macro_f1"), "pct", False),
     ("entity micro F1 (exact spans)", ("metrics", "entity_f1"), "pct", False),
+    ("entity micro precision", ("metrics", "entity_precision"), "pct", False),
+    ("entity micro recall", ("metrics", "entity_recall"), "pct", False),
+    ("mean F1 over (intent, entity type) pairs", ("metrics", "intent_slot_mean_f1"), "pct", False),
     ("out-of-scope recall", ("metrics", "oos_recall"), "pct", False),
     ("in-scope accuracy", ("metrics", "in_scope_accuracy"), "pct", False),
     ("train time (s)", ("train_time_s",), "s", True),
@@ -121,11 +125,12 @@ def _datasets_part(results: Dict[str, Any]) -> List[str]:
         "| --- | --- | ---: | ---: | ---: |",
     ]
     for name, entry in results["datasets"].items():
-        split = entry.get("split", {})
-        lines.append(
-            f"| {name} | {split.get('definition', 'n/a')} | {split.get('intents', '')} | "
-            f"{split.get('train_examples', '')} | {split.get('test_examples', '')} |"
-        )
+        for label, split in ((name, entry.get("split", {})), (f"{name}, DIET only", entry.get("diet_split"))):
+            if split is not None:
+                lines.append(
+                    f"| {label} | {split.get('definition', 'n/a')} | {split.get('intents', '')} | "
+                    f"{split.get('train_examples', '')} | {split.get('test_examples', '')} |"
+                )
     lines += ["", "## Results", ""]
     lines += [
         "Intent macro F1 averages over the intents of the test set. Entity F1 is micro over exact "
@@ -160,8 +165,31 @@ def _dataset_table(name: str, entry: Dict[str, Any]) -> List[str]:
             lines += [f"**{pipeline} failed:** `{result['error']}`", ""]
         fallbacks = _get(result, ("metrics", "fallback_predictions"))
         if fallbacks:
-            lines += [f"**{pipeline}: {fallbacks} test texts got `nlu_fallback`** (Triton did not answer).", ""]
-    return lines
+            lines += [f"{pipeline}: {fallbacks} test texts declined (`nlu_fallback`).", ""]
+    return lines + _entity_types_table(pipelines, shown)
+
+
+def _entity_types_table(pipelines: Dict[str, Any], shown: List[str]) -> List[str]:
+    """Precision and recall per entity type, for each pipeline that scored entities."""
+    scored = [p for p in shown if _get(pipelines[p], ("metrics", "entity_types"))]
+    if not scored:
+        return []
+    types = sorted({t for p in scored for t in pipelines[p]["metrics"]["entity_types"]})
+    header = " | ".join(f"{p} P | {p} R | {p} F1" for p in scored)
+    lines = [
+        "Per entity type (exact spans; support = gold spans in the test split):",
+        "",
+        f"| entity type | support | {header} |",
+        "| --- | ---: |" + " ---: | ---: | ---: |" * len(scored),
+    ]
+    for entity in types:
+        rows = [pipelines[p]["metrics"]["entity_types"].get(entity, {}) for p in scored]
+        support = next((r["support"] for r in rows if "support" in r), 0)
+        cells = [
+            _fmt(row.get(key), "pct") for row in rows for key in ("entity_precision", "entity_recall", "entity_f1")
+        ]
+        lines.append(f"| {entity} | {support} | {' | '.join(cells)} |")
+    return lines + [""]
 
 
 def _serving_part(serving: Dict[str, Any]) -> List[str]:

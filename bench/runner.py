@@ -20,6 +20,7 @@ from bench.machine import code_version, load_average, machine_info
 from bench.services import TritonEndpoint, rasa_server, triton_server, unload_models
 from bench.splits import Split, make_split
 from bot import secrets
+from nlu import tracking
 from nlu.settings import TritonSettings
 from nlu.triton.model_config import model_config, write_config
 
@@ -45,6 +46,7 @@ class Options:
     test_per_intent: Optional[int] = None
     epochs: Optional[int] = None
     diet_epochs: int = 100
+    diet_max_train_per_intent: Optional[int] = None
     http_requests: int = 200
     datasets_dir: Path = REPO_ROOT.parent / "shared" / "datasets"
     out: Path = REPO_ROOT / "bench" / "results"
@@ -158,10 +160,36 @@ def _bench_dataset(
     entry: Dict[str, Any] = {"split": summary, "pipelines": {}}
     for pipeline in options.pipelines:
         config = configs[pipeline]()
-        entry["pipelines"][pipeline] = _bench_pipeline(name, pipeline, config, split, options, work, progress)
+        pipeline_split = split
+        if pipeline == pipelines.DIET and options.diet_max_train_per_intent and name != "snips70":
+            pipeline_split = _capped_split(name, options, work, progress)
+            entry["diet_split"] = pipeline_split.summary
+        with tracking.track("bench", f"{name}/{pipeline}") as run:
+            run.log_params({"dataset": name, "pipeline": pipeline, **pipeline_split.summary})
+            result = _bench_pipeline(name, pipeline, config, pipeline_split, options, work, progress)
+            run.log_metrics(_numbers(result))
+        entry["pipelines"][pipeline] = result
     unload_models(triton, [triton_name], os.environ[secrets.TRITON_API_KEY])
     entry["ratios"] = _ratios(entry["pipelines"].get(pipelines.OURS, {}), entry["pipelines"].get(pipelines.DIET, {}))
     return entry
+
+
+def _capped_split(name: str, options: Options, work: Path, progress: Progress) -> Split:
+    """The same test texts, DIET's training capped per intent (where its defaults take too long)."""
+    directory = work / "diet-split"
+    directory.mkdir(exist_ok=True)
+    cap = options.diet_max_train_per_intent
+    split = make_split(name, options.datasets_dir, directory, options.seed, cap, options.test_per_intent)
+    progress(f"{name}/diet: training capped at {cap} per intent ({split.summary['train_examples']} examples)")
+    return split
+
+
+def _numbers(result: Dict[str, Any]) -> Dict[str, float]:
+    """A pipeline's scores and times, flat, for MLflow."""
+    flat = {key: value for key, value in result.get("metrics", {}).items() if isinstance(value, (int, float))}
+    flat.update({key: result[key] for key in ("train_time_s", "load_time_s") if key in result})
+    flat.update({f"http_{key}_ms": value for key, value in result.get("http_ms", {}).items() if key != "n"})
+    return flat
 
 
 def _bench_pipeline(
@@ -194,7 +222,7 @@ def _bench_pipeline(
             )
         result["in_server_ms"] = metrics.latency_summary(timings)
         if result["metrics"]["fallback_predictions"]:
-            progress(f"{label}: WARNING {result['metrics']['fallback_predictions']} texts got nlu_fallback")
+            progress(f"{label}: {result['metrics']['fallback_predictions']} texts declined (nlu_fallback)")
         progress(
             f"{label}: loaded in {result['load_time_s']:.1f} s, accuracy {result['metrics']['intent_accuracy']:.3f}, in-server p50 "
             f"{result['in_server_ms']['p50']:.1f} ms; timing {options.http_requests} HTTP parses"
