@@ -5,8 +5,9 @@ A thin adapter over Rasa's GraphComponent contract:
   the quality gate allows); nlu.triton.repository stores it as a Triton version in the Rasa
   model and in the live Triton repository;
 - load: puts this Rasa model's version into the live repository and checks Triton serves it;
-- process: nlu.parser asks Triton once per batch of messages; when Triton fails, the messages
-  get `nlu_fallback`, as blank messages always do.
+- process: nlu.parser asks Triton once per batch of messages; a text whose out-of-scope score
+  passes the threshold calibrated in training is declined (`nlu_fallback` heads its ranking);
+  when Triton fails, the messages get `nlu_fallback`, as blank messages always do.
 Loading and serving import no training code (no torch in the Rasa server's NLU path).
 """
 
