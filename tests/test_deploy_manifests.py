@@ -743,6 +743,6 @@ def test_model_config_is_a_valid_triton_model_config():
     assert all(i.data_type == model_config_pb2.TYPE_INT64 and list(i.dims) == [-1] for i in config.input)
     assert tuple(o.name for o in config.output) == contract.OUTPUTS
     assert all(o.data_type == model_config_pb2.TYPE_FP32 for o in config.output)
-    assert [list(o.dims) for o in config.output] == [[-1], [-1, -1]]
+    assert [list(o.dims) for o in config.output] == [[-1], [-1, -1], [1]]  # intents, tags per piece, one score
     assert set(config.parameters) == {"cpu_threads", "gpu_precision"}
     assert config.parameters["gpu_precision"].string_value == "fp16"
