@@ -22,6 +22,7 @@ _ROWS = [
     ("out-of-scope recall", ("metrics", "oos_recall"), "pct", False),
     ("in-scope accuracy", ("metrics", "in_scope_accuracy"), "pct", False),
     ("train time (s)", ("train_time_s",), "s", True),
+    ("wall time: train, evaluate, HTTP (s)", ("wall_time_s",), "s", False),
     ("model load time (s)", ("load_time_s",), "s", True),
     ("in-server p50 (ms)", ("in_server_ms", "p50"), "ms", True),
     ("in-server p99 (ms)", ("in_server_ms", "p99"), "ms", True),
@@ -80,7 +81,9 @@ def render_markdown(results: Dict[str, Any]) -> str:
         f"Settings: seed {options['seed']}; training cap per intent: {options['max_train_per_intent'] or 'none'}; "
         f"test cap per intent: {options['test_per_intent'] or 'SNIPS 100, others none'}; "
         f"ours epochs: {options['epochs'] or 'as config.yml'} (early stopping as config.yml); "
-        f"DIET epochs: {options['diet_epochs']}; HTTP requests per model: {options['http_requests']}.",
+        f"DIET epochs: {options['diet_epochs']}; DIET's training cap per intent on CLINC150 and BANKING77: "
+        f"{options.get('diet_max_train_per_intent') or 'none'}; HTTP requests per model: {options['http_requests']}."
+        + (f" The whole run took {results['wall_time_s'] / 60:.1f} minutes." if "wall_time_s" in results else ""),
         "",
     ]
     if results["datasets"]:

@@ -82,6 +82,7 @@ def run(options: Options, progress: Progress) -> Dict[str, Any]:
     if load and load[0] > 0.5 * cores:
         progress(f"WARNING: load average {load[0]:.2f} on {cores} cores: other work will skew the timings")
     work = Path(tempfile.mkdtemp(prefix="bench-"))
+    started = time.monotonic()
     failed = False
     try:
         if options.serving:
@@ -100,6 +101,7 @@ def run(options: Options, progress: Progress) -> Dict[str, Any]:
                     failed |= any(p.get("error") for p in entry["pipelines"].values())
                 progress("stopping Triton")
         results["load_average_at_end"] = load_average()
+        results["wall_time_s"] = time.monotonic() - started
     except BaseException:
         failed = True
         raise
@@ -205,6 +207,7 @@ def _bench_pipeline(
     label = f"{dataset}/{pipeline}"
     result: Dict[str, Any] = {"config": config["pipeline"]}
     texts = [example.text for example in split.test]
+    started = time.monotonic()
     try:
         progress(f"{label}: training")
         model = pipelines.train(config, split.train_file, work, f"{dataset}-{pipeline}")
@@ -236,6 +239,7 @@ def _bench_pipeline(
         traceback.print_exc()
         result["error"] = f"{type(error).__name__}: {error}".strip()[:2000]
         progress(f"{label}: FAILED ({type(error).__name__})")
+    result["wall_time_s"] = time.monotonic() - started
     return result
 
 
