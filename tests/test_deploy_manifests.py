@@ -1,9 +1,10 @@
 """Static checks of deploy/: the manifests parse and agree with endpoints.yml, requirements.lock, the
 backend contract of nlu.triton.contract and the config.pbtxt that nlu.triton.model_config writes, and
-they open no doors: Triton and the action server are published nowhere and reached by Rasa alone, every
-API takes its secret from a Secret (bot/secrets.py names them), the shop's database outlives its pod.
+they open no doors: Triton, the action server and Redis are published nowhere, every API takes its secret
+from a Secret (bot/secrets.py names most), the conversation log and the shop's database outlive their pods.
 Nothing is built or started (no Docker, GPU or cluster); Triton's start script runs with a stand-in
-tritonserver, and `kubectl kustomize` builds deploy/k8s when kubectl is installed."""
+tritonserver, and `kubectl kustomize` builds deploy/k8s when kubectl is installed. The scale-out of
+deploy/k8s and its validation against Kubernetes' schemas: tests/test_k8s_manifests.py."""
 
 from __future__ import annotations
 
@@ -33,6 +34,10 @@ BOT_DOCKERFILE = DEPLOY / "Dockerfile"
 SECRET = "support-bot"  # the Secret kustomization.yaml generates from k8s/secrets.env
 SECRET_TEMPLATE = K8S / "secrets.env.example"
 SHOP_DATABASE_URL = "SHOP_DATABASE_URL"
+REDIS_PASSWORD = "REDIS_PASSWORD"
+LOG_STORE_URL = "LOG_STORE_URL"
+K8S_MANIFESTS = {"triton.yaml", "bot.yaml", "redis.yaml", "model-server.yaml", "network-policies.yaml"}
+DEPLOYMENTS = {"triton", "rasa", "actions", "redis", "model-server"}
 
 RASA_PORT = 5005
 # libyaml's loader where PyYAML has it: the whole module must stay well under 2 s.
@@ -203,10 +208,9 @@ def test_deploy_has_the_expected_files():
         "endpoints.yml",
         "README.md",
         ".gitignore",
-        "k8s/triton.yaml",
-        "k8s/bot.yaml",
-        "k8s/network-policies.yaml",
+        *(f"k8s/{name}" for name in K8S_MANIFESTS),
         "k8s/kustomization.yaml",
+        "k8s/endpoints.yml",
         "k8s/secrets.env.example",
     ):
         assert (DEPLOY / path).is_file(), f"deploy/{path} is missing"
@@ -223,7 +227,7 @@ def test_kustomization_lists_every_manifest():
     kustomization = _load(K8S / "kustomization.yaml")
     assert kustomization["kind"] == "Kustomization"
     manifests = {p.name for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml"}
-    assert set(kustomization["resources"]) == manifests == {"triton.yaml", "bot.yaml", "network-policies.yaml"}
+    assert set(kustomization["resources"]) == manifests == K8S_MANIFESTS
 
 
 def test_every_k8s_document_is_a_kubernetes_object():
@@ -349,8 +353,16 @@ def test_bot_image_installs_the_lock_without_resolving():
 
 
 def test_container_endpoints_agree_with_the_projects():
+    """The project's sections with the services' names, and a lock store in Redis so that Rasa can have replicas."""
     project, container = _endpoints(), _load(DEPLOY / "endpoints.yml")
-    assert set(container) == set(project), "deploy/endpoints.yml and endpoints.yml must have the same sections"
+    assert set(container) == set(project) | {"lock_store"}, "deploy/endpoints.yml: endpoints.yml's sections + lock_store"
+    assert container["lock_store"] == {
+        "type": "redis",
+        "url": "redis",
+        "port": 6379,
+        "password": f"${{{REDIS_PASSWORD}}}",
+        "db": 1,
+    }
     assert set(container["triton"]) == set(project["triton"])
     ports = _triton_ports()
     for key in ("http_port", "grpc_port", "metrics_port", "timeout"):
@@ -362,6 +374,15 @@ def test_container_endpoints_agree_with_the_projects():
     assert container["tracker_store"] == project["tracker_store"]
 
 
+def test_k8s_endpoints_are_the_images_plus_the_model_server():
+    """deploy/k8s/endpoints.yml (Rasa's on Kubernetes) may differ from deploy/endpoints.yml only by `models:`."""
+    image, k8s = _load(DEPLOY / "endpoints.yml"), _load(K8S / "endpoints.yml")
+    assert {key: value for key, value in k8s.items() if key != "models"} == image
+    assert k8s["models"] == {"url": "${RASA_MODEL_URL}", "wait_time_between_pulls": 30}
+    generators = {g["name"]: g for g in _load(K8S / "kustomization.yaml")["configMapGenerator"]}
+    assert generators["rasa-endpoints"]["files"] == ["endpoints.yml"]
+
+
 def test_compose_keeps_the_conversation_log_in_postgres():
     services = _compose()["services"]
     url = urlparse(re.sub(r"\$\{[^}]*\}", "secret", services["rasa"]["environment"]["LOG_STORE_URL"]))
@@ -371,8 +392,21 @@ def test_compose_keeps_the_conversation_log_in_postgres():
     assert services["rasa"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert any(str(v).endswith(":/var/lib/postgresql/data") for v in services["postgres"]["volumes"])
     rasa = _container(_k8s("Deployment", "rasa"))
-    secret = {e["name"]: e.get("valueFrom") for e in rasa["env"]}["LOG_STORE_URL"]
-    assert secret["secretKeyRef"]["optional"] is True
+    assert _secret_ref(rasa, LOG_STORE_URL) == {"name": SECRET, "key": LOG_STORE_URL}, "Kubernetes: from the Secret, required"
+
+
+def test_compose_keeps_rasas_locks_in_redis_behind_its_password():
+    services = _compose()["services"]
+    lock_store = _load(DEPLOY / "endpoints.yml")["lock_store"]
+    redis = services[lock_store["url"]]
+    assert redis["image"].startswith("redis:") and not redis.get("ports")
+    assert set(redis.get("networks", ["default"])) & set(services["rasa"]["networks"]), "Rasa must reach Redis"
+    assert services["rasa"]["depends_on"][lock_store["url"]]["condition"] == "service_healthy"
+    assert _is_required(redis["environment"][REDIS_PASSWORD], REDIS_PASSWORD)
+    script = redis["command"][-1]
+    (server,) = [line for line in script.splitlines() if "redis-server" in line]
+    assert server.startswith("exec redis-server - ") and "REDIS_PASSWORD" not in server, "the password on a command line"
+    assert 'requirepass "$$REDIS_PASSWORD"' in script, "compose must pass $REDIS_PASSWORD to the shell, not interpolate it"
 
 
 # ---------------------------------------------------------------- docker compose
@@ -456,7 +490,8 @@ def test_compose_requires_every_secret_from_the_environment():
     needs = {
         "triton": [secrets.TRITON_API_KEY],
         "actions": [secrets.ACTION_SERVER_TOKEN],
-        "rasa": [name for name in secrets.NAMES if name != secrets.RASA_AUTH_TOKEN],
+        "rasa": [name for name in secrets.NAMES if name != secrets.RASA_AUTH_TOKEN] + [REDIS_PASSWORD],
+        "redis": [REDIS_PASSWORD],
     }  # that one: --auth-token
     for service, names in needs.items():
         for name in names:
@@ -514,13 +549,13 @@ def test_every_deployment_has_probes_and_matching_labels():
         for container in deployment["spec"]["template"]["spec"]["containers"]:
             assert container.get("readinessProbe"), f"{container['name']} has no readiness probe"
             assert container.get("livenessProbe"), f"{container['name']} has no liveness probe"
-    assert names == {"triton", "rasa", "actions"}
+    assert names == DEPLOYMENTS
 
 
 def test_every_service_selects_a_deployment():
     pods = [d["spec"]["template"]["metadata"]["labels"] for d in _deployments()]
     services = [d for d in _k8s_documents() if d["kind"] == "Service"]
-    assert {s["metadata"]["name"] for s in services} == {"triton", "rasa", "actions"}
+    assert {s["metadata"]["name"] for s in services} == DEPLOYMENTS
     for service in services:
         assert any(service["spec"]["selector"].items() <= labels.items() for labels in pods), service["metadata"]
 
@@ -533,28 +568,19 @@ def test_triton_deployment_requests_a_gpu_and_probes_health():
     assert {p["containerPort"] for p in container["ports"]} == set(ports.values())
 
 
-def test_triton_and_rasa_share_the_model_repository_claim():
-    claim = _k8s("PersistentVolumeClaim", "triton-model-repository")
-    assert "ReadWriteMany" in claim["spec"]["accessModes"]
-
-    def mount_of_claim(deployment: Dict[str, Any]) -> str:
-        volumes = {
-            v["name"]: v["persistentVolumeClaim"]["claimName"]
-            for v in deployment["spec"]["template"]["spec"]["volumes"]
-            if "persistentVolumeClaim" in v
-        }
-        mounts = [
-            m["mountPath"]
-            for m in _container(deployment)["volumeMounts"]
-            if volumes.get(m["name"]) == "triton-model-repository"
-        ]
-        assert len(mounts) == 1
-        return mounts[0]
-
-    assert mount_of_claim(_k8s("Deployment", "triton")) == "/models"
-    rasa = _k8s("Deployment", "rasa")
+def test_triton_and_rasa_share_no_volume():
+    """No claim between them: Rasa's component writes its copy into a scratch emptyDir that nothing reads,
+    each Triton pod serves its own emptyDir, filled before it starts (tests/test_k8s_manifests.py)."""
+    rasa, triton = _k8s("Deployment", "rasa"), _k8s("Deployment", "triton")
+    for deployment in (rasa, triton):
+        pod = deployment["spec"]["template"]["spec"]
+        assert not [v for v in pod["volumes"] if "persistentVolumeClaim" in v], deployment["metadata"]["name"]
+        (mount,) = [m for m in _container(deployment)["volumeMounts"] if m["mountPath"] == "/models"]
+        (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+        assert "emptyDir" in volume
     env = {e["name"]: e.get("value") for e in _container(rasa)["env"]}
-    assert mount_of_claim(rasa) == env["TRITON_MODEL_REPOSITORY"] == "/models"
+    assert env["TRITON_MODEL_REPOSITORY"] == "/models"
+    assert not [d for d in _k8s_documents() if d["kind"] == "PersistentVolumeClaim" and d["metadata"]["name"] != "model-archives"]
 
 
 def test_triton_service_is_grpc_inside_the_cluster():
@@ -575,43 +601,11 @@ def test_no_service_or_pod_is_reachable_from_outside_the_cluster():
     assert not [d for d in _k8s_documents() if d["kind"] in ("Ingress", "Gateway")]
 
 
-def _pod_labels(deployment: str) -> Dict[str, str]:
-    return _k8s("Deployment", deployment)["spec"]["template"]["metadata"]["labels"]
-
-
-def _selects(selector: Dict[str, Any], labels: Dict[str, str]) -> bool:
-    assert set(selector) <= {"matchLabels"}, f"only matchLabels selectors are checked here: {selector}"
-    return selector.get("matchLabels", {}).items() <= labels.items()
-
-
-@pytest.mark.parametrize("target, port", [("triton", _triton_ports()["grpc"]), ("actions", _actions_port())])
-def test_network_policies_let_only_rasa_reach(target: str, port: int):
-    """Every NetworkPolicy on the pods admits Rasa's pods of this namespace alone (no namespaceSelector, no
-    ipBlock, no rule without `from`), on the one port Rasa calls; at least one exists."""
-    policies = [
-        d
-        for d in _k8s_documents()
-        if d["kind"] == "NetworkPolicy" and _selects(d["spec"]["podSelector"], _pod_labels(target))
-    ]
-    assert policies, f"no NetworkPolicy selects the {target} pods: anyone in the cluster reaches them"
-    others = ("triton", "actions")  # a peer that also selects these is not Rasa alone
-    for policy in policies:
-        assert "Ingress" in policy["spec"]["policyTypes"]
-        rules = policy["spec"].get("ingress", [])
-        assert rules, f"{policy['metadata']['name']} lets nobody in, not even Rasa"
-        for rule in rules:
-            assert rule.get("from"), "an ingress rule without `from` admits every source"
-            for peer in rule["from"]:
-                assert set(peer) == {"podSelector"}, f"{peer} admits more than Rasa's pods in this namespace"
-                assert _selects(peer["podSelector"], _pod_labels("rasa"))
-                assert not any(_selects(peer["podSelector"], _pod_labels(name)) for name in others), peer
-            assert [(p.get("protocol", "TCP"), p["port"]) for p in rule.get("ports", [])] == [("TCP", port)]
-
-
 SECRET_USERS = {
     "triton": {secrets.TRITON_API_KEY},
-    "rasa": set(secrets.NAMES),  # its own token, and the keys it presents to the others
+    "rasa": {*secrets.NAMES, REDIS_PASSWORD, LOG_STORE_URL},  # its own token, the keys it presents to the others
     "actions": {secrets.ACTION_SERVER_TOKEN, SHOP_DATABASE_URL},
+    "redis": {REDIS_PASSWORD},
 }
 
 
@@ -639,7 +633,7 @@ def test_secret_template_names_every_key_and_holds_no_secret():
     assert kustomization["secretGenerator"] == [{"name": SECRET, "envs": ["secrets.env"]}]
     template = _template()
     assert set(template) == _secret_keys() >= set().union(*SECRET_USERS.values())
-    assert all(value == "" for name, value in template.items() if name != SHOP_DATABASE_URL), "a secret in the template"
+    assert all(value == "" for value in template.values()), "a secret in the template"
     ignored = (DEPLOY / ".gitignore").read_text().splitlines()
     assert "/k8s/secrets.env" in ignored and "/.env" in ignored, "the files that hold the secrets must be git-ignored"
     readme = (DEPLOY / "README.md").read_text()
@@ -655,37 +649,36 @@ def test_k8s_rasa_api_needs_the_token_and_cors_allows_the_widget_alone(tmp_path:
     _assert_origins([re.sub(r"\$\((\w+)\)", lambda m: env[m.group(1)]["value"], value) for value in cors])
     assert _option(args, "--interface") == ["0.0.0.0"]
     assert _option(args, "--port") == [str(RASA_PORT)]
-    # Rasa would take an empty token as the right one for ?token=: the command refuses to start with it.
-    for token, starts in (("", False), ("t", True)):
+    # Rasa would take an empty token as the right one for ?token=, and without LOG_STORE_URL each pod would
+    # keep a log of its own: the command refuses to start without either.
+    given = {secrets.RASA_AUTH_TOKEN: "t", LOG_STORE_URL: "postgresql://h/conversations"}
+    for missing in (None, *given):
+        env = {name: ("" if name == missing else value) for name, value in given.items()}
         started = subprocess.run(
-            [*rasa["command"], "true"],
-            env={"PATH": "/usr/bin:/bin", "RASA_AUTH_TOKEN": token},
+            [*rasa["command"], "true"], env={"PATH": "/usr/bin:/bin", **env}, capture_output=True, text=True, timeout=10
+        )
+        assert (started.returncode == 0) is (missing is None), started.stderr
+        assert missing is None or missing in started.stderr
+
+
+def test_k8s_shop_database_is_shared_by_the_action_servers():
+    """Replicas of the action server share one database: SHOP_DATABASE_URL from the Secret (PostgreSQL), no
+    claim, and the command refuses to start without the URL (the server would fall back to its own SQLite)."""
+    deployment = _k8s("Deployment", "actions")
+    container, pod = _container(deployment), deployment["spec"]["template"]["spec"]
+    assert deployment["spec"]["replicas"] >= 2
+    assert _secret_ref(container, SHOP_DATABASE_URL) == {"name": SECRET, "key": SHOP_DATABASE_URL}
+    assert not [v for v in pod.get("volumes", []) if "persistentVolumeClaim" in v]
+    assert "postgresql://" in SECRET_TEMPLATE.read_text()
+    for url, starts in (("", False), ("postgresql://h/shop", True)):
+        started = subprocess.run(
+            [*container["command"], "true"],
+            env={"PATH": "/usr/bin:/bin", SHOP_DATABASE_URL: url},
             capture_output=True,
             text=True,
             timeout=10,
         )
         assert (started.returncode == 0) is starts, started.stderr
-
-
-def test_k8s_shop_database_outlives_the_pod():
-    """SHOP_DATABASE_URL from the Secret: any URL (PostgreSQL), by default SQLite on a PersistentVolumeClaim."""
-    deployment = _k8s("Deployment", "actions")
-    container, pod = _container(deployment), deployment["spec"]["template"]["spec"]
-    assert _secret_ref(container, SHOP_DATABASE_URL)["key"] == SHOP_DATABASE_URL
-    default = urlparse(_template()[SHOP_DATABASE_URL])
-    assert default.scheme == "sqlite" and default.path.startswith("//"), "the default must be an absolute SQLite path"
-    claims = {
-        v["name"]: v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v
-    }
-    (claim,) = [
-        claims[m["name"]]
-        for m in container["volumeMounts"]
-        if m["name"] in claims and Path(m["mountPath"]) in Path(default.path[1:]).parents
-    ]
-    access = _k8s("PersistentVolumeClaim", claim)["spec"]["accessModes"]
-    if access == ["ReadWriteOnce"]:
-        assert deployment["spec"]["strategy"]["type"] == "Recreate" and deployment["spec"]["replicas"] == 1
-    assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsUser"], "the claim must be writable"
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
@@ -706,7 +699,10 @@ def test_kustomize_builds_with_the_template_and_not_without_secrets_env(tmp_path
                 ref = entry.get("valueFrom", {}).get("secretKeyRef")
                 if ref and not ref.get("optional"):
                     assert (ref["name"], ref["key"] in secret["data"]) == (secret["metadata"]["name"], True), ref
-    assert {d["metadata"]["name"] for d in documents if d["kind"] == "NetworkPolicy"} == {"triton", "actions"}
+    assert {d["metadata"]["name"] for d in documents if d["kind"] == "NetworkPolicy"} == DEPLOYMENTS
+    generated = {d["metadata"]["name"] for d in documents if d["kind"] == "ConfigMap"}
+    for name in ("rasa-endpoints", "rasa-model", "triton-models"):  # with a hash of their data, as the Secret
+        assert any(found.startswith(f"{name}-") for found in generated), name
 
 
 def test_bot_deployments_reach_triton_and_probe_their_ports():
