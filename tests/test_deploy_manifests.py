@@ -490,9 +490,9 @@ def test_compose_requires_every_secret_from_the_environment():
     needs = {
         "triton": [secrets.TRITON_API_KEY],
         "actions": [secrets.ACTION_SERVER_TOKEN],
-        "rasa": [name for name in secrets.NAMES if name != secrets.RASA_AUTH_TOKEN] + [REDIS_PASSWORD],
+        "rasa": [secrets.ACTION_SERVER_TOKEN, secrets.TRITON_API_KEY, secrets.SOCKETIO_SESSION_KEY, REDIS_PASSWORD],
         "redis": [REDIS_PASSWORD],
-    }  # that one: --auth-token
+    }  # RASA_AUTH_TOKEN: --auth-token; POSTGRES_PASSWORD: in LOG_STORE_URL (test_compose_keeps_the_conversation_log_in_postgres)
     for service, names in needs.items():
         for name in names:
             value = services[service]["environment"].get(name)
@@ -603,7 +603,15 @@ def test_no_service_or_pod_is_reachable_from_outside_the_cluster():
 
 SECRET_USERS = {
     "triton": {secrets.TRITON_API_KEY},
-    "rasa": {*secrets.NAMES, REDIS_PASSWORD, LOG_STORE_URL},  # its own token, the keys it presents to the others
+    # its own token, the keys it presents to the others, the lock store's password, the conversation log
+    "rasa": {
+        secrets.RASA_AUTH_TOKEN,
+        secrets.ACTION_SERVER_TOKEN,
+        secrets.TRITON_API_KEY,
+        secrets.SOCKETIO_SESSION_KEY,
+        REDIS_PASSWORD,
+        LOG_STORE_URL,
+    },
     "actions": {secrets.ACTION_SERVER_TOKEN, SHOP_DATABASE_URL},
     "redis": {REDIS_PASSWORD},
 }
