@@ -661,9 +661,13 @@ def test_k8s_rasa_api_needs_the_token_and_cors_allows_the_widget_alone(tmp_path:
     # keep a log of its own: the command refuses to start without either.
     given = {secrets.RASA_AUTH_TOKEN: "t", LOG_STORE_URL: "postgresql://h/conversations"}
     for missing in (None, *given):
-        env = {name: ("" if name == missing else value) for name, value in given.items()}
+        variables = {name: ("" if name == missing else value) for name, value in given.items()}
         started = subprocess.run(
-            [*rasa["command"], "true"], env={"PATH": "/usr/bin:/bin", **env}, capture_output=True, text=True, timeout=10
+            [*rasa["command"], "true"],
+            env={"PATH": "/usr/bin:/bin", **variables},
+            capture_output=True,
+            text=True,
+            timeout=10,
         )
         assert (started.returncode == 0) is (missing is None), started.stderr
         assert missing is None or missing in started.stderr

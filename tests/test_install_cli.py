@@ -67,11 +67,11 @@ def test_an_archive_on_disk_installs_its_version_once(tmp_path: Path, capsys):
 
 def test_archives_from_a_model_server_install_with_no_credential_in_the_output(tmp_path: Path, model_server, capsys):
     write_archive(tmp_path / "served" / "model.tar.gz")
-    url = model_server.replace("http://", "http://user:pass@") + "/model.tar.gz?signature=s3cret"
+    url = f"{model_server}/model.tar.gz?signature=s3cret"  # as an object store's signed URL carries its key
     assert install_cli.main(["--repository", str(tmp_path / "repository"), url]) == 0
     assert repository.version_dir(tmp_path / "repository", NAME, VERSION).is_dir()
     out = capsys.readouterr().out
-    assert f"{model_server}/model.tar.gz" in out and "s3cret" not in out and "pass" not in out
+    assert f"from {model_server}/model.tar.gz: installed" in out and "s3cret" not in out
 
 
 def test_a_missing_archive_on_the_model_server_is_a_clear_error(tmp_path: Path, model_server, capsys):
