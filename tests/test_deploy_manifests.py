@@ -355,7 +355,9 @@ def test_bot_image_installs_the_lock_without_resolving():
 def test_container_endpoints_agree_with_the_projects():
     """The project's sections with the services' names, and a lock store in Redis so that Rasa can have replicas."""
     project, container = _endpoints(), _load(DEPLOY / "endpoints.yml")
-    assert set(container) == set(project) | {"lock_store"}, "deploy/endpoints.yml: endpoints.yml's sections + lock_store"
+    assert set(container) == set(project) | {"lock_store"}, (
+        "deploy/endpoints.yml: endpoints.yml's sections + lock_store"
+    )
     assert container["lock_store"] == {
         "type": "redis",
         "url": "redis",
@@ -392,7 +394,9 @@ def test_compose_keeps_the_conversation_log_in_postgres():
     assert services["rasa"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert any(str(v).endswith(":/var/lib/postgresql/data") for v in services["postgres"]["volumes"])
     rasa = _container(_k8s("Deployment", "rasa"))
-    assert _secret_ref(rasa, LOG_STORE_URL) == {"name": SECRET, "key": LOG_STORE_URL}, "Kubernetes: from the Secret, required"
+    assert _secret_ref(rasa, LOG_STORE_URL) == {"name": SECRET, "key": LOG_STORE_URL}, (
+        "Kubernetes: from the Secret, required"
+    )
 
 
 def test_compose_keeps_rasas_locks_in_redis_behind_its_password():
@@ -405,8 +409,12 @@ def test_compose_keeps_rasas_locks_in_redis_behind_its_password():
     assert _is_required(redis["environment"][REDIS_PASSWORD], REDIS_PASSWORD)
     script = redis["command"][-1]
     (server,) = [line for line in script.splitlines() if "redis-server" in line]
-    assert server.startswith("exec redis-server - ") and "REDIS_PASSWORD" not in server, "the password on a command line"
-    assert 'requirepass "$$REDIS_PASSWORD"' in script, "compose must pass $REDIS_PASSWORD to the shell, not interpolate it"
+    assert server.startswith("exec redis-server - ") and "REDIS_PASSWORD" not in server, (
+        "the password on a command line"
+    )
+    assert 'requirepass "$$REDIS_PASSWORD"' in script, (
+        "compose must pass $REDIS_PASSWORD to the shell, not interpolate it"
+    )
 
 
 # ---------------------------------------------------------------- docker compose
@@ -580,7 +588,11 @@ def test_triton_and_rasa_share_no_volume():
         assert "emptyDir" in volume
     env = {e["name"]: e.get("value") for e in _container(rasa)["env"]}
     assert env["TRITON_MODEL_REPOSITORY"] == "/models"
-    assert not [d for d in _k8s_documents() if d["kind"] == "PersistentVolumeClaim" and d["metadata"]["name"] != "model-archives"]
+    assert not [
+        d
+        for d in _k8s_documents()
+        if d["kind"] == "PersistentVolumeClaim" and d["metadata"]["name"] != "model-archives"
+    ]
 
 
 def test_triton_service_is_grpc_inside_the_cluster():

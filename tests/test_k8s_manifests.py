@@ -1,5 +1,5 @@
 """deploy/k8s as Kubernetes would receive it: every document of the kustomization's output is valid for
-Kubernetes 1.30 by its JSON schemas (kubernetes-validate, strict: no unknown field), and the scale-out
+Kubernetes 1.28 by its JSON schemas (kubernetes-validate, strict: no unknown field), and the scale-out
 holds together: Rasa autoscales on a Redis lock store and pulls its model from the model server, Triton
 replicas install their own model versions, every replicated Deployment has a disruption budget and no
 ReadWriteOnce claim, every container asks for resources and runs unprivileged, and the NetworkPolicies
@@ -23,7 +23,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "deploy" / "k8s"
-KUBERNETES_VERSION = "1.30"
+# The newest schemas of kubernetes-validate 1.28, the newest release that works with rasa 3.6's jsonschema 4.17.
+KUBERNETES_VERSION = "1.28"
 NAME = "app.kubernetes.io/name"
 Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -150,7 +151,12 @@ def test_every_document_is_valid_kubernetes(documents):
 def test_an_unknown_field_is_refused():
     """The validation is strict: a misspelt field fails instead of passing unnoticed."""
     kubernetes_validate = _validator()
-    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x"}, "spec": {"ports": [{"port": 80, "prot": 1}]}}
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "x"},
+        "spec": {"ports": [{"port": 80, "prot": 1}]},
+    }
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(service, KUBERNETES_VERSION, strict=True)
 
@@ -190,12 +196,20 @@ def test_every_replicated_deployment_has_a_disruption_budget(documents):
 
 def test_no_replicated_deployment_mounts_a_read_write_once_claim(documents):
     for deployment in _of_kind(documents, "Deployment"):
-        claims = [v["persistentVolumeClaim"]["claimName"] for v in _pod(deployment).get("volumes", []) if "persistentVolumeClaim" in v]
-        once = [c for c in claims if "ReadWriteOnce" in _find(documents, "PersistentVolumeClaim", c)["spec"]["accessModes"]]
+        claims = [
+            v["persistentVolumeClaim"]["claimName"]
+            for v in _pod(deployment).get("volumes", [])
+            if "persistentVolumeClaim" in v
+        ]
+        once = [
+            c for c in claims if "ReadWriteOnce" in _find(documents, "PersistentVolumeClaim", c)["spec"]["accessModes"]
+        ]
         if once:
             name = deployment["metadata"]["name"]
             assert _replicas(documents, deployment) == 1, f"{name} has replicas and mounts the ReadWriteOnce {once}"
-            assert deployment["spec"]["strategy"]["type"] == "Recreate", f"{name}: a rolling update would need the claim twice"
+            assert deployment["spec"]["strategy"]["type"] == "Recreate", (
+                f"{name}: a rolling update would need the claim twice"
+            )
 
 
 # ---------------------------------------------------------------- every container
@@ -388,7 +402,11 @@ def test_network_policies_let_each_pod_call_only_what_it_needs(documents, source
 
 
 def test_every_deployment_is_covered_by_the_policies(documents):
-    assert {d["metadata"]["name"] for d in _of_kind(documents, "Deployment")} == set(INGRESS_ALLOWED) == set(EGRESS_ALLOWED)
+    assert (
+        {d["metadata"]["name"] for d in _of_kind(documents, "Deployment")}
+        == set(INGRESS_ALLOWED)
+        == set(EGRESS_ALLOWED)
+    )
 
 
 def test_the_policies_open_each_port_that_a_pod_serves_and_a_service_offers(documents):
