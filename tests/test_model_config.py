@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 
@@ -78,3 +80,25 @@ def test_other_weights_under_the_same_version_are_a_conflict(tmp_path):
     repository.install_version(other, live, "support_nlu", 1)
     with pytest.raises(repository.RepositoryConflict, match="other weights"):
         repository.install_version(source, live, "support_nlu", 1)
+
+
+def _install(source, live, barrier):
+    barrier.wait()
+    return repository.install_version(source, live, "support_nlu", 1)
+
+
+def test_replicas_installing_the_same_version_together_all_succeed(tmp_path):
+    """Rasa replicas started together each install the model's version: one copies, all serve it."""
+    source, live = tmp_path / "archive", tmp_path / "live"
+    trained_version(source)
+    (repository.version_dir(source, "support_nlu", 1) / FP32_FILE).write_bytes(bytes(8 << 20))  # a slow copy
+    repository.finish_version(source, "support_nlu", 1, LABELS)
+    replicas = 4
+    with multiprocessing.Manager() as manager, ProcessPoolExecutor(replicas) as pool:
+        barrier = manager.Barrier(replicas)
+        installed = list(pool.map(_install, [source] * replicas, [live] * replicas, [barrier] * replicas))
+    assert sum(path is not None for path in installed) >= 1
+    model_dir = live / "support_nlu"
+    assert sorted(p.name for p in model_dir.iterdir()) == ["1", "config.pbtxt", "config.pbtxt.sha256"]
+    assert repository.read_labels(live, "support_nlu", 1) == LABELS
+    assert model_config.read_config(model_dir / "config.pbtxt") == model_config.model_config("support_nlu")

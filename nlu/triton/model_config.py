@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import tempfile
 from pathlib import Path
 
 from google.protobuf import text_format
@@ -74,9 +76,11 @@ def write_config(model_dir: Path, config: pb.ModelConfig) -> bool:
             logger.warning("Kept %s: it was edited after it was written (delete it to get the default back)", path)
             return False
     model_dir.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{CONFIG_FILE}.partial")
-    staging.write_text(text)
-    staging.replace(path)
+    descriptor, staging = tempfile.mkstemp(prefix=f".{CONFIG_FILE}.", suffix=".partial", dir=model_dir)
+    with os.fdopen(descriptor, "w") as file:  # each replica its own staging file; the last replace wins
+        file.write(text)
+    os.chmod(staging, 0o644)
+    os.replace(staging, path)
     digest_path.write_text(_digest(text) + "\n")
     return True
 

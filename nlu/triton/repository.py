@@ -15,6 +15,7 @@ import hashlib
 import json
 import re
 import shutil
+import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
@@ -72,19 +73,32 @@ def install_version(source: Path, repository: Path, name: str, version: int) -> 
     files = _data_files(source_dir)
     write_config(repository / name, model_config(name))
     if target_dir.exists():
-        if (target_dir / FINGERPRINT_FILE).read_text() != (source_dir / FINGERPRINT_FILE).read_text():
-            raise RepositoryConflict(
-                f"Version {version} of Triton model '{name}' in {repository} holds other weights than this "
-                f"Rasa model's. Remove {target_dir} or retrain so that a new version is written."
-            )
+        _check_same_weights(source_dir, target_dir, repository)
         return None
-    staging = target_dir.with_name(f".{version}.partial")  # Triton must never see a half-copied version
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    for path in files:
-        shutil.copyfile(path, staging / path.name)
-    staging.rename(target_dir)
+    # Triton must never see a half-copied version, and replicas starting together each copy into
+    # their own staging directory: the first rename wins, the others find its version.
+    staging = Path(tempfile.mkdtemp(prefix=f".{version}.", suffix=".partial", dir=target_dir.parent))
+    try:
+        for path in files:
+            shutil.copyfile(path, staging / path.name)
+        staging.chmod(0o755)
+        staging.rename(target_dir)
+    except OSError:
+        if not target_dir.exists():
+            raise
+        _check_same_weights(source_dir, target_dir, repository)
+        return None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return target_dir
+
+
+def _check_same_weights(source_dir: Path, target_dir: Path, repository: Path) -> None:
+    if (target_dir / FINGERPRINT_FILE).read_text() != (source_dir / FINGERPRINT_FILE).read_text():
+        raise RepositoryConflict(
+            f"Version {target_dir.name} of Triton model '{target_dir.parent.name}' in {repository} holds other "
+            f"weights than this Rasa model's. Remove {target_dir} or retrain so that a new version is written."
+        )
 
 
 def _data_files(directory: Path) -> list:
