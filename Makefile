@@ -13,14 +13,17 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export TOKENIZERS_PARALLELISM := false
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: help setup system-deps train run shell triton telegram lint format test test-fast bench clean
+.PHONY: help setup system-deps train run shell triton telegram lint format test test-fast bench reports loadtest clean
 
 help:
 	@echo "make run    set up, train if the data changed, start Triton + actions + Rasa, print where to chat"
+	@echo "make run REPLICAS=3  the same with 3 Rasa processes behind HAProxy, PostgreSQL and a Redis lock store"
 	@echo "make test   set up and run the whole test suite (in a random order; the seed is printed first)"
 	@echo "make lint   ruff (lint and format check) and mypy over the code base; part of make test"
 	@echo "make test-fast  the tests that train nothing and start no server (the lane for daily work)"
 	@echo "make bench  fine-tune and compare against Rasa's DIET pipeline on ../shared/datasets"
+	@echo "make loadtest  200 conversations at once with Locust, 1 and 3 Rasa replicas: docs/load.md"
+	@echo "make reports  Rasa's own test reports (held-out dialogues and NLU examples) into docs/reports/"
 	@echo "make shell  chat in the terminal with the bot that 'make run' serves (second shell)"
 	@echo "make telegram  like make run, and answer in Telegram by polling (needs TELEGRAM_BOT_TOKEN)"
 	@echo "Environment: VENV=$(VENV) (override with VENV=/path)"
@@ -48,8 +51,12 @@ train: setup
 	$(RASA) train
 	$(PY) -m nlu.tracking_cli link
 
+# REPLICAS=N (N > 1): N Rasa processes behind HAProxy, with PostgreSQL and a Redis lock store
+# (bot/replicas.py), whose Debian packages are installed first where missing.
+REPLICAS ?= 1
 run: setup
-	$(PY) -m bot run
+	@if [ "$(REPLICAS)" -gt 1 ]; then scripts/system-deps.sh replicas; fi
+	$(PY) -m bot run --replicas $(REPLICAS)
 
 # Rasa started by hand needs the secrets `make run` generated (.run/secrets.env; the environment's win).
 shell: setup
@@ -87,6 +94,15 @@ test-fast: system-deps setup
 
 bench: setup
 	$(PY) -m bench $(BENCH_ARGS)
+
+# The bot under load, one Rasa against several (loadtest/): docs/load.md. Needs a trained model.
+loadtest: setup
+	@scripts/system-deps.sh replicas
+	$(PY) -m loadtest $(LOADTEST_ARGS)
+
+# Rasa's own test reports of the support bot into docs/reports/ (see scripts/reports.sh).
+reports: setup
+	@VENV=$(VENV) scripts/reports.sh
 
 clean:
 	rm -rf models .rasa .run .triton results widget/dist

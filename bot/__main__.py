@@ -2,6 +2,7 @@
 
 python -m bot triton     Triton on the model repository named in endpoints.yml
 python -m bot run        train if the data changed, then Triton, actions, Rasa and the web widget together
+                         (--replicas N: N Rasa processes behind HAProxy, with PostgreSQL and Redis)
 python -m bot widget     serve the chat widget and its demo page
 python -m bot telegram   long-poll Telegram and let the running bot answer
 python -m bot export     logged user messages as NLU YAML to review, or conversations as test stories
@@ -20,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from bot import secrets, services, widget_server
+from bot import replicas, secrets, services, widget_server
 from bot.conversation_log import cli as conversation_log_cli
 from bot.supervisor import ServiceFailed, Supervisor, exit_on_sigterm
 from bot.telegram import polling as telegram_polling
@@ -86,27 +87,45 @@ def run(args: argparse.Namespace) -> int:
         if trained is not None and trained != before:  # a new Rasa model: its file goes on its MLflow run
             tracking.link_model_archive(trained)
     supervisor = Supervisor(RUN_DIR)
-    started = [
-        services.triton(
-            settings.http_port,
-            settings.grpc_port,
-            settings.metrics_port,
-            endpoints=args.endpoints,
-            host=args.host,
-            env=env,
-        ),
-        services.actions(args.actions_port, host=args.host, env=env),
-        services.rasa(
+    if args.replicas > 1:
+        started = replicas.stack(
+            args.replicas,
+            args.tritons,
+            args.action_workers,
+            args.postgres_port,
+            args.postgres_dir,
+            args.redis_port,
             args.port,
-            tokens[secrets.RASA_AUTH_TOKEN],
+            args.actions_port,
+            args.widget_port,
+            args.host,
             args.endpoints,
             args.credentials,
-            host=args.host,
-            cors=services.widget_origins(args.widget_port),
-            env=env,
-        ),
-        services.widget(args.widget_port, rasa_url, host=args.host, env=env),
-    ]
+            env,
+            RUN_DIR,
+        )
+    else:
+        started = [
+            services.triton(
+                settings.http_port,
+                settings.grpc_port,
+                settings.metrics_port,
+                endpoints=args.endpoints,
+                host=args.host,
+                env=env,
+            ),
+            services.actions(args.actions_port, host=args.host, workers=args.action_workers, env=env),
+            services.rasa(
+                args.port,
+                tokens[secrets.RASA_AUTH_TOKEN],
+                args.endpoints,
+                args.credentials,
+                host=args.host,
+                cors=services.widget_origins(args.widget_port),
+                env=env,
+            ),
+        ]
+    started.append(services.widget(args.widget_port, rasa_url, host=args.host, env=env))
     if args.telegram:
         started.append(services.telegram_poller(rasa_url, env=env))
     exit_on_sigterm()  # `kill`, `docker stop`: stop the services as Ctrl-C does
@@ -114,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         for service in started:
             print(f"Starting {service.name} (log: {RUN_DIR / service.name}.log) ...", flush=True)
             supervisor.start(service)
-        print(_banner(rasa_url, args.widget_port, args.telegram, tokens[secrets.RASA_AUTH_TOKEN]), flush=True)
+        print(_banner(args, tokens[secrets.RASA_AUTH_TOKEN]), flush=True)
         supervisor.watch()  # restarts a service that crashes; returns only through Ctrl-C or SIGTERM
     except KeyboardInterrupt:
         print("\nStopping ...", flush=True)
@@ -128,16 +147,30 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _banner(url: str, widget_port: int, telegram: bool, token: str) -> str:
-    telegram_line = "\n  Telegram: polling; message your bot in the Telegram app" if telegram else ""
+def _banner(args: argparse.Namespace, token: str) -> str:
+    url, widget_port = f"http://localhost:{args.port}", args.widget_port
+    telegram_line = "\n  Telegram: polling; message your bot in the Telegram app" if args.telegram else ""
+    scale = (
+        f"\n  {args.replicas} Rasa replicas behind HAProxy; locks in Redis; conversations and shop in PostgreSQL"
+        f" ({args.postgres_dir}):\n  export LOG_STORE_URL={replicas.log_store_url(args.postgres_port)}"
+        if args.replicas > 1
+        else ""
+    )
     return f"""
-The support bot is running.
+The support bot is running.{scale}
   Chat in a browser: http://localhost:{widget_port}{telegram_line}
   Chat over REST: curl -s {url}/webhooks/rest/webhook -d '{{"sender": "me", "message": "where is my order 12345?"}}'
   Parse a text:   curl -s "{url}/model/parse?token=$RASA_AUTH_TOKEN" -d '{{"text": "where is my order 12345?"}}'
   Rasa's HTTP API needs its token: export RASA_AUTH_TOKEN={token}   (kept in {RUN_DIR / secrets.SECRETS_FILE})
   Chat in a terminal (second shell): make shell
 Press Ctrl-C to stop everything."""
+
+
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {text}")
+    return value
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -169,6 +202,28 @@ def main(argv: Optional[List[str]] = None) -> int:
     start.add_argument("--skip-train", action="store_true", help="serve the newest model in models/ as it is")
     start.add_argument("--widget-port", type=int, default=int(os.environ.get("WIDGET_PORT", 8080)))
     start.add_argument("--telegram", action="store_true", help="also long-poll Telegram (needs TELEGRAM_BOT_TOKEN)")
+    start.add_argument(
+        "--replicas",
+        type=_at_least_one,
+        default=int(os.environ.get("REPLICAS", 1)),
+        help="Rasa processes behind HAProxy, with PostgreSQL, a Redis lock store (default 1: one Rasa, nothing else)",
+    )
+    start.add_argument(
+        "--tritons",
+        type=int,
+        choices=range(0, 5),
+        default=1,
+        help="Triton processes with --replicas (default 1; 0: use the one already serving endpoints.yml's url)",
+    )
+    start.add_argument("--postgres-port", type=int, default=int(os.environ.get("POSTGRES_PORT", 5433)))
+    start.add_argument(
+        "--postgres-dir",
+        type=Path,
+        default=Path(os.environ.get("POSTGRES_DIR", replicas.POSTGRES_DIR)),
+        help=f"PostgreSQL's data with --replicas (default {replicas.POSTGRES_DIR}, kept across restarts)",
+    )
+    start.add_argument("--redis-port", type=int, default=int(os.environ.get("REDIS_PORT", 6380)))
+    start.add_argument("--action-workers", type=_at_least_one, default=1, help="the action server's worker processes")
     start.set_defaults(handler=run)
 
     web = commands.add_parser("widget", parents=[host], help="serve the chat widget and a demo page that embeds it")

@@ -7,6 +7,8 @@
   NLU component sends it.
 - SOCKETIO_SESSION_KEY signs the web chat's session ids (bot/channels/socketio.py), so only the
   browser that was given a session can resume it; replicas of Rasa share it.
+- POSTGRES_PASSWORD and REDIS_PASSWORD: the multi-replica stack's PostgreSQL (conversation log,
+  shop) and Redis (lock store) want them (bot/replicas.py).
 
 `python -m bot run` keeps the ones it generates in .run/secrets.env (mode 600), so that a restart
 and `make shell` use the same values; one set in the environment always wins and is never written.
@@ -23,7 +25,9 @@ RASA_AUTH_TOKEN = "RASA_AUTH_TOKEN"
 ACTION_SERVER_TOKEN = "ACTION_SERVER_TOKEN"
 TRITON_API_KEY = "TRITON_API_KEY"
 SOCKETIO_SESSION_KEY = "SOCKETIO_SESSION_KEY"
-NAMES = (RASA_AUTH_TOKEN, ACTION_SERVER_TOKEN, TRITON_API_KEY, SOCKETIO_SESSION_KEY)
+POSTGRES_PASSWORD = "POSTGRES_PASSWORD"
+REDIS_PASSWORD = "REDIS_PASSWORD"
+NAMES = (RASA_AUTH_TOKEN, ACTION_SERVER_TOKEN, TRITON_API_KEY, SOCKETIO_SESSION_KEY, POSTGRES_PASSWORD, REDIS_PASSWORD)
 SECRETS_FILE = "secrets.env"
 
 

@@ -45,6 +45,7 @@ def triton(
     host: str = LOCALHOST,
     env: Optional[Dict[str, str]] = None,
     cwd: Optional[Path] = None,
+    name: str = "triton",
 ) -> Service:
     """`python -m bot triton` (TRITON_API_KEY in `env` guards its model-repository API)."""
     command = (
@@ -64,7 +65,7 @@ def triton(
     )
     if repository is not None:
         command += ["--model-repository", str(repository)]
-    return Service("triton", command, f"http://{reachable(host)}:{http_port}/v2/health/ready", env=env, cwd=cwd)
+    return Service(name, command, f"http://{reachable(host)}:{http_port}/v2/health/ready", env=env, cwd=cwd)
 
 
 def actions(

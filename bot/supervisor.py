@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pwd
 import signal
 import subprocess
 import sys
@@ -25,6 +26,9 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class Service:
+    """A child process and how to tell it is ready: its `ready_url` answers 200, or `probe()` is true
+    for servers that speak no HTTP (PostgreSQL, Redis); `ready_url` then only names where it listens."""
+
     name: str
     command: Sequence[str]
     ready_url: str
@@ -35,6 +39,9 @@ class Service:
     started_at: float = 0.0
     crashes: int = 0  # in a row: reset once it has run for STABLE_S
     restart_at: Optional[float] = None
+    probe: Optional[Callable[[], bool]] = field(default=None, repr=False)
+    user: Optional[str] = None  # run as this user (PostgreSQL refuses root)
+    stop_signal: int = signal.SIGTERM  # what asks it to stop cleanly (PostgreSQL: SIGINT, its fast shutdown)
 
     def exited(self) -> bool:
         """Whether its process has ended (or never started)."""
@@ -59,7 +66,9 @@ class Supervisor:
         """Start a service and wait until its ready URL answers 200."""
         self._spawn(service)
         self.services.append(service)
-        wait_for(service.ready_url, timeout_s, alive=lambda: not service.exited(), what=service.name)
+        wait_for(
+            service.ready_url, timeout_s, alive=lambda: not service.exited(), what=service.name, probe=service.probe
+        )
 
     def watch(self, poll_s: float = 0.5) -> None:
         """Block while the services run, restarting each one that exits after its backoff."""
@@ -102,13 +111,17 @@ class Supervisor:
                 env=service.env,
                 cwd=service.cwd,
                 start_new_session=True,
+                user=service.user,
+                group=pwd.getpwnam(service.user).pw_gid if service.user else None,
+                extra_groups=[] if service.user else None,
             )
         service.started_at = time.monotonic()
 
     def stop(self, grace_s: float = 15.0) -> None:
-        """SIGTERM every process group (newest first), SIGKILL what outlives the grace period."""
+        """Ask every process group to stop (newest first; SIGTERM unless the service names another
+        signal), SIGKILL what outlives the grace period."""
         for service in reversed(self.services):
-            _signal_group(service.process, signal.SIGTERM)
+            _signal_group(service.process, service.stop_signal)
         deadline = time.monotonic() + grace_s
         for service in reversed(self.services):
             try:
@@ -131,19 +144,31 @@ def exit_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
 
 
-def wait_for(url: str, timeout_s: float, alive: Callable[[], bool] = lambda: True, what: str = "service") -> None:
-    """Poll `url` until it answers 200; raise ServiceFailed if `alive()` turns false or time runs out."""
+def wait_for(
+    url: str,
+    timeout_s: float,
+    alive: Callable[[], bool] = lambda: True,
+    what: str = "service",
+    probe: Optional[Callable[[], bool]] = None,
+) -> None:
+    """Poll `url` until it answers 200 (or `probe` until it is true); raise ServiceFailed if `alive()`
+    turns false or time runs out."""
+    ready = probe or (lambda: _answers_200(url))
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if not alive():
             raise ServiceFailed(f"{what} exited before it was ready at {url}")
-        try:
-            if httpx.get(url, timeout=2.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
+        if ready():
+            return
         time.sleep(0.5)
     raise ServiceFailed(f"{what} was not ready at {url} within {timeout_s:.0f} s")
+
+
+def _answers_200(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def _signal_group(process: Optional[subprocess.Popen], sig: int) -> None:

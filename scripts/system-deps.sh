@@ -1,20 +1,25 @@
 #!/usr/bin/env bash
 # Debian packages `make run` and `make test` need, installed only where missing:
-#   scripts/system-deps.sh run    what running needs (make setup/run)
-#   scripts/system-deps.sh test   that and what the suite needs (make test; the default)
+#   scripts/system-deps.sh run       what running needs (make setup/run)
+#   scripts/system-deps.sh replicas  that and the engines of `make run REPLICAS=N`
+#   scripts/system-deps.sh test      all that and what the suite needs (make test; the default)
 # tests/test_fresh_machine.py proves on a throw-away debootstrap root that this is enough.
 set -euo pipefail
 
 # Node.js 18+ with npm builds the chat widget (Debian 12's nodejs is 18).
 run_packages=(nodejs npm)
-# Chromium for the widget's browser tests, PostgreSQL for the log-store tests (they start their
-# own servers), debootstrap for the fresh-machine test.
-test_packages=(chromium postgresql fonts-dejavu-core debootstrap)
+# The multi-replica stack (bot/replicas.py): PostgreSQL for the conversation log and the shop,
+# Redis for Rasa's lock store, HAProxy in front of the Rasa replicas.
+replica_packages=(postgresql redis-server haproxy)
+# Chromium for the widget's browser tests, debootstrap for the fresh-machine test; the tests start
+# their own PostgreSQL, Redis and HAProxy servers.
+test_packages=(chromium fonts-dejavu-core debootstrap)
 
 case "${1:-test}" in
   run) packages=("${run_packages[@]}") ;;
-  test) packages=("${run_packages[@]}" "${test_packages[@]}") ;;
-  *) echo "usage: $0 [run|test]" >&2; exit 2 ;;
+  replicas) packages=("${run_packages[@]}" "${replica_packages[@]}") ;;
+  test) packages=("${run_packages[@]}" "${replica_packages[@]}" "${test_packages[@]}") ;;
+  *) echo "usage: $0 [run|replicas|test]" >&2; exit 2 ;;
 esac
 
 # A command of the package's name counts too: NodeSource's nodejs bundles npm and conflicts

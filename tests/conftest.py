@@ -20,10 +20,10 @@ import pytest
 import yaml
 
 from bot import secrets, services
+from bot.engines.postgres import Postgres
 from bot.supervisor import Supervisor
 from tests import test_fresh_machine as fresh_machine
 from tests.fake_telegram_api import FakeTelegramApi
-from tests.postgres import PostgresServer
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -195,9 +195,9 @@ def trained_bot(tmp_path_factory, triton) -> TrainedBot:
 
 
 @pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
+def postgres() -> Iterator[Postgres]:
     """A real PostgreSQL (Debian's packages) of the test module's own."""
-    server = PostgresServer(free_port()).start()
+    server = Postgres(free_port(), durable=False).start()
     yield server
     server.stop()
 

@@ -37,10 +37,10 @@ from bot import services
 from bot.channels.action_failures import APOLOGY
 from bot.conversation_log.redaction import Redactor
 from bot.conversation_log.store import URL_VARIABLE
+from bot.engines.postgres import Postgres
 from bot.supervisor import Service, Supervisor
 from tests.bot_texts import text
 from tests.conftest import RASA_TOKEN, ROOT, copy_project, free_port
-from tests.postgres import PostgresServer
 
 JANE = "jane.doe@example.com"
 SHIPPED_12345 = "Order 12345 (wireless headphones) shipped on"  # the status answer's start, from actions/seed.yml
@@ -118,7 +118,7 @@ class Stack:
     rasa: Part
     actions: Part
     proxy: CountingProxy
-    postgres: PostgresServer
+    postgres: Postgres
     log_url: str  # the tracker store's database
     shop_url: str
     shop_path: Path

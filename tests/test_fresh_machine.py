@@ -61,6 +61,9 @@ for program in node npm chromium; do
   in_root "command -v $program" || fail "scripts/system-deps.sh did not install $program"
 done
 ls "$root"/usr/lib/postgresql/*/bin/postgres || fail "scripts/system-deps.sh did not install PostgreSQL's server"
+for program in redis-server haproxy; do
+  in_root "command -v $program || test -x /usr/sbin/$program" || fail "scripts/system-deps.sh did not install $program"
+done
 
 step "the widget builds with $(in_root 'node --version')"
 in_root "cd /project/widget && npm ci --no-audit --no-fund && npm run build" || fail "the widget build"

@@ -1,7 +1,7 @@
 """Each order write happens once however many identical requests arrive at the same moment, and
 the action server answers only callers that present ACTION_SERVER_TOKEN.
 
-Against real parts: a PostgreSQL server (tests/postgres.py) shared by two `python -m actions`
+Against real parts: a PostgreSQL server (bot/engines/postgres.py) shared by two `python -m actions`
 processes (one of them with two workers) that get action calls as Rasa sends them; the shop's
 functions in threads on SQLite; the CLI as an operator starts it.
 """

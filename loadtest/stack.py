@@ -1,0 +1,103 @@
+"""The bot as `python -m bot run` starts it, in a project directory of its own, on free ports.
+
+`make loadtest` runs it on a throw-away copy of this project (its newest trained model included);
+tests/test_replicas.py on a copy of the bot the suite trained. One replica is the plain `make run`
+(conversation log in SQLite); more are the multi-replica stack (bot/replicas.py) with PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterator
+
+import yaml
+
+from bot import secrets, services
+
+STARTED = "Press Ctrl-C"  # the banner's last line
+START_TIMEOUT_S = 900.0
+
+
+@dataclass
+class Running:
+    url: str  # where clients send messages: HAProxy, or the one Rasa
+    log_url: str  # the conversation log's SQLAlchemy URL
+    project: Path
+    ports: Dict[str, int]
+    process: subprocess.Popen
+    log: Path
+
+
+@contextmanager
+def running(project: Path, replicas: int, log: Path) -> Iterator[Running]:
+    """Start the bot in `project` (whose models/ holds a trained model) and stop it on leaving."""
+    names = ("rasa", "actions", "widget", "http", "grpc", "metrics", "postgres", "redis")
+    ports = dict(zip(names, services.free_ports(len(names))))
+    endpoints = yaml.safe_load((project / "endpoints.yml").read_text())
+    endpoints["triton"] = {  # a Triton of its own, on a fresh model repository
+        "url": f"localhost:{ports['grpc']}",
+        "model_repository": "models/triton",
+        "timeout": endpoints.get("triton", {}).get("timeout", 2.0),
+        "http_port": ports["http"],
+        "grpc_port": ports["grpc"],
+        "metrics_port": ports["metrics"],
+    }
+    endpoints["action_endpoint"]["url"] = f"http://localhost:{ports['actions']}/webhook"
+    (project / "endpoints.yml").write_text(yaml.safe_dump(endpoints, sort_keys=False))
+    command = [sys.executable, "-m", "bot", "run", "--skip-train", "--replicas", str(replicas)]
+    command += ["--port", str(ports["rasa"]), "--actions-port", str(ports["actions"])]
+    command += ["--widget-port", str(ports["widget"]), "--action-workers", str(2 if replicas > 1 else 1)]
+    postgres_dir = Path(tempfile.mkdtemp(prefix="loadtest-postgres-"))  # reachable by the `postgres` user
+    command += ["--postgres-port", str(ports["postgres"]), "--postgres-dir", str(postgres_dir)]
+    command += ["--redis-port", str(ports["redis"])]
+    own = {key: value for key, value in os.environ.items() if key not in ("LOG_STORE_URL", "SHOP_DATABASE_URL")}
+    with open(log, "w") as output:
+        process = subprocess.Popen(
+            command,
+            cwd=project,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**own, "RASA_TELEMETRY_ENABLED": "false"},
+        )
+    try:
+        _wait_for_banner(process, log)
+        password = secrets.load(project / ".run")[secrets.POSTGRES_PASSWORD]
+        log_url = (
+            f"postgresql://postgres:{password}@127.0.0.1:{ports['postgres']}/conversations"
+            if replicas > 1
+            else f"sqlite:///{project / 'logs' / 'conversations.db'}"
+        )
+        yield Running(f"http://127.0.0.1:{ports['rasa']}", log_url, project, ports, process, log)
+    finally:
+        stop(process)
+        shutil.rmtree(postgres_dir, ignore_errors=True)
+
+
+def stop(process: subprocess.Popen, timeout_s: float = 90.0) -> int:
+    """Ctrl-C, as in the terminal; SIGKILL whatever is left after `timeout_s`. The exit code."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    return process.returncode
+
+
+def _wait_for_banner(process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while STARTED not in log.read_text(errors="replace"):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the bot did not start; the end of {log}:\n{log.read_text(errors='replace')[-3000:]}")
+        time.sleep(1)
