@@ -67,7 +67,7 @@ def running(project: Path, replicas: int, log: Path) -> Iterator[Running]:
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env={**own, "RASA_TELEMETRY_ENABLED": "false"},
+            env={**own, **secrets.load(project / ".run"), "RASA_TELEMETRY_ENABLED": "false"},  # what bot run would make
         )
     try:
         _wait_for_banner(process, log)
