@@ -20,7 +20,6 @@ from typing import Dict, List
 import yaml
 
 from bot import secrets, services
-from bot.conversation_log.store import RedactingSQLTrackerStore
 from bot.engines import haproxy, redis
 from bot.engines.postgres import Postgres
 from bot.supervisor import Service
@@ -29,7 +28,8 @@ from nlu.settings import TritonSettings
 POSTGRES_DIR = Path("logs") / "postgres"
 LOG_DATABASE = "conversations"
 SHOP_DATABASE = "shop"
-LOG_STORE_TYPE = f"{RedactingSQLTrackerStore.__module__}.{RedactingSQLTrackerStore.__name__}"
+# By name: importing the store would import Rasa's tracker stores (and their warnings) into every `python -m bot`.
+LOG_STORE_TYPE = "bot.conversation_log.store.RedactingSQLTrackerStore"
 
 
 def stack(

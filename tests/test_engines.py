@@ -62,3 +62,10 @@ def test_postgres_keeps_its_data_and_wants_its_password(supervisor):
         assert connection.execute(sa.text("SELECT 1")).scalar() == 1
     supervisor.stop()
     shutil.rmtree(base)
+
+
+def test_the_replicas_log_store_is_the_projects_redacting_store():
+    from bot import replicas
+    from bot.conversation_log.store import RedactingSQLTrackerStore
+
+    assert replicas.LOG_STORE_TYPE == f"{RedactingSQLTrackerStore.__module__}.{RedactingSQLTrackerStore.__name__}"
