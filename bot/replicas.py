@@ -87,9 +87,9 @@ def stack(
     return started
 
 
-def log_store_url(postgres_port: int) -> str:
-    """LOG_STORE_URL for `python -m bot export` / `report` in a shell: the password as a variable."""
-    return f"postgresql://postgres:${secrets.POSTGRES_PASSWORD}@127.0.0.1:{postgres_port}/{LOG_DATABASE}"
+def log_store_url(postgres_port: int, password: str = f"${secrets.POSTGRES_PASSWORD}") -> str:
+    """The conversation log's URL; by default with the password as a shell variable, as the banner shows it."""
+    return f"postgresql://postgres:{password}@127.0.0.1:{postgres_port}/{LOG_DATABASE}"
 
 
 def _endpoints(source: str, redis_port: int, run_dir: Path) -> Path:

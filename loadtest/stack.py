@@ -22,6 +22,7 @@ from typing import Dict, Iterator
 import yaml
 
 from bot import secrets, services
+from bot.replicas import log_store_url
 
 STARTED = "Press Ctrl-C"  # the banner's last line
 START_TIMEOUT_S = 900.0
@@ -73,7 +74,7 @@ def running(project: Path, replicas: int, log: Path) -> Iterator[Running]:
         _wait_for_banner(process, log)
         password = secrets.load(project / ".run")[secrets.POSTGRES_PASSWORD]
         log_url = (
-            f"postgresql://postgres:{password}@127.0.0.1:{ports['postgres']}/conversations"
+            log_store_url(ports["postgres"], password)
             if replicas > 1
             else f"sqlite:///{project / 'logs' / 'conversations.db'}"
         )

@@ -29,8 +29,7 @@ def supervisor(tmp_path):
 def test_haproxy_accepts_the_config_it_is_given(tmp_path):
     config = tmp_path / "haproxy.cfg"
     config.write_text(haproxy.config_text("127.0.0.1", free_port(), [free_port(), free_port()], tmp_path / "s.sock"))
-    program = shutil.which("haproxy") or "/usr/sbin/haproxy"
-    checked = subprocess.run([program, "-c", "-f", str(config)], capture_output=True, text=True)
+    checked = subprocess.run([haproxy.executable(), "-c", "-f", str(config)], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 

@@ -68,13 +68,19 @@ def requests_per_replica(run_dir: Path) -> Dict[str, int]:
     return {row["svname"]: int(row["stot"]) for row in rows if row["svname"] not in ("FRONTEND", "BACKEND")}
 
 
-def service(host: str, port: int, replicas: Sequence[int], run_dir: Path) -> Service:
-    """`haproxy -db -f <run_dir>/haproxy.cfg`, ready once a replica answers through it."""
+def executable() -> str:
+    """Debian's haproxy (in /usr/sbin, which a user's PATH may lack)."""
     program = shutil.which("haproxy") or ("/usr/sbin/haproxy" if Path("/usr/sbin/haproxy").exists() else None)
     if program is None:
         raise HAProxyMissing(
             "haproxy is not installed: run scripts/system-deps.sh (make does) or apt-get install haproxy"
         )
+    return program
+
+
+def service(host: str, port: int, replicas: Sequence[int], run_dir: Path) -> Service:
+    """`haproxy -db -f <run_dir>/haproxy.cfg`, ready once a replica answers through it."""
+    program = executable()
     run_dir.mkdir(parents=True, exist_ok=True)
     config = run_dir / "haproxy.cfg"
     config.write_text(config_text(host, port, replicas, stats_socket(run_dir)))
