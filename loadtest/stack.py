@@ -37,6 +37,14 @@ class Running:
     process: subprocess.Popen
     log: Path
 
+    def diagnosis(self, lines: int = 40) -> str:
+        """Whether the stack still runs, and the end of its own log and of each service's: why a run failed."""
+        state = "running" if self.process.poll() is None else f"exited with {self.process.returncode}"
+        parts = [f"python -m bot run: {state}", _tail(self.log, lines)]
+        for path in sorted((self.project / ".run").glob("*.log")):
+            parts += [f"--- {path.name}", _tail(path, lines)]
+        return "\n".join(parts)
+
 
 @contextmanager
 def running(project: Path, replicas: int, log: Path) -> Iterator[Running]:
@@ -94,6 +102,10 @@ def stop(process: subprocess.Popen, timeout_s: float = 90.0) -> int:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
     return process.returncode
+
+
+def _tail(path: Path, lines: int) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
 
 def _wait_for_banner(process: subprocess.Popen, log: Path) -> None:

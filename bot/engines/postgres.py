@@ -85,6 +85,7 @@ class Postgres:
             [str(self.bin / "postgres"), "-D", str(self.data), *self._options()],
             f"postgresql://127.0.0.1:{self.port}",
             probe=self.accepts_connections,
+            cwd=self.base,  # a directory its user may enter (the project's may be closed to it)
             user=SUPERUSER if self.as_postgres else None,
             stop_signal=signal.SIGINT,
         )
