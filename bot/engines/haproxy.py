@@ -3,7 +3,13 @@
 Any replica may answer any REST message (the Redis lock store orders a conversation's messages), so
 requests go round-robin to the least busy replica. A socket.io session lives in the replica that
 opened it, so HAProxy's cookie keeps a browser on that replica (sticky sessions); clients without
-cookies (REST, webhooks) are not pinned. Replicas that fail `/version` are taken out until they answer.
+cookies (REST, webhooks) are not pinned.
+
+Health checks are TCP connects, not HTTP: a Rasa replica answers HTTP on the event loop that also runs
+NLU, so under load an HTTP check waits behind the messages and would take busy replicas out (and with
+all of them out, every request gets a 503). A replica listens only once its model is loaded and stops
+listening when it dies, which is what the check needs to know. A connection a replica refuses is
+retried on another one (`option redispatch`): it never reached Rasa, so nothing is sent twice.
 """
 
 from __future__ import annotations
@@ -18,6 +24,15 @@ from typing import Dict, Sequence
 from bot.supervisor import Service
 
 STICKY_COOKIE = "RASA_REPLICA"
+# Our names for the columns of HAProxy's `show stat` that tell how a replica fared under load.
+STAT_FIELDS = {
+    "requests": "stot",
+    "http_5xx": "hrsp_5xx",
+    "connection_errors": "econ",
+    "response_errors": "eresp",
+    "retried_elsewhere": "wredis",
+    "times_taken_out": "chkdown",
+}
 
 
 class HAProxyMissing(RuntimeError):
@@ -41,6 +56,8 @@ defaults
     timeout server 120s
     timeout tunnel 1h
     option http-server-close
+    retries 3
+    option redispatch
 
 frontend rasa
     bind {host}:{port}
@@ -48,7 +65,6 @@ frontend rasa
 
 backend replicas
     balance leastconn
-    option httpchk GET /version
     cookie {STICKY_COOKIE} insert indirect nocache httponly
 {servers}
 """
@@ -58,14 +74,19 @@ def stats_socket(run_dir: Path) -> Path:
     return run_dir.resolve() / "haproxy.sock"  # HAProxy reads a relative path as host:port
 
 
-def requests_per_replica(run_dir: Path) -> Dict[str, int]:
-    """Each replica's answered sessions so far (`show stat` on the stats socket): is the load spread?"""
+def replica_stats(run_dir: Path) -> Dict[str, Dict[str, int]]:
+    """Per replica (`show stat` on the stats socket): requests it was sent, its 5xx answers, the
+    connections it refused or dropped, requests retried elsewhere, and how often it was taken out."""
     with socket.socket(socket.AF_UNIX) as connection:
         connection.connect(str(stats_socket(run_dir)))
         connection.sendall(b"show stat\n")
         data = b"".join(iter(lambda: connection.recv(65536), b""))
     rows = csv.DictReader(io.StringIO(data.decode().lstrip("# ")))
-    return {row["svname"]: int(row["stot"]) for row in rows if row["svname"] not in ("FRONTEND", "BACKEND")}
+    return {
+        row["svname"]: {name: int(row[field] or 0) for name, field in STAT_FIELDS.items()}
+        for row in rows
+        if row["svname"] not in ("FRONTEND", "BACKEND")
+    }
 
 
 def executable() -> str:
