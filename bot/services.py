@@ -19,6 +19,8 @@ from bot.supervisor import Service
 LOCALHOST = "127.0.0.1"
 PYTHON = sys.executable
 RASA = str(Path(sys.executable).with_name("rasa"))
+# The files of the bot's Rasa project: what a copy of it needs to train and run (the tests' copies, the load test's).
+PROJECT_FILES = ("domain.yml", "config.yml", "credentials.yml", "endpoints.yml", "data", "actions")
 
 
 def reachable(host: str) -> str:

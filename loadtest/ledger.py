@@ -3,15 +3,18 @@
 Every user message the test sent and every answer it received must be in PostgreSQL's `events`
 table exactly once, in the conversation it belongs to: a missing one is lost, an extra one is
 duplicated (two replicas handling one conversation at once would do that without the lock store).
+A request that failed on the client's side (a timeout, a refused connection, an HTTP error) proves
+nothing either way: its message may or may not have been stored, and answers the client never saw
+may be. The audit counts those apart, so that loss means loss.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Sequence
 
 import sqlalchemy as sa
 
@@ -19,10 +22,20 @@ from bot.conversation_log.redaction import Redactor
 
 
 @dataclass
+class Failure:
+    message: int  # index in `sent` of the message whose request failed
+    reason: str  # "HTTP 503", "ReadTimeout", "no answer within 60 s", "connect: ConnectionError", ...
+
+
+@dataclass
 class Conversation:
     sent: List[str] = field(default_factory=list)  # user messages, in order
     answers: List[str] = field(default_factory=list)  # the bot's texts, in order
-    errors: int = 0  # requests that failed or timed out
+    failures: List[Failure] = field(default_factory=list)
+
+    def fail(self, reason: str) -> None:
+        """The request of the last message sent (or, before any, of the conversation's start) failed."""
+        self.failures.append(Failure(len(self.sent) - 1, reason))
 
 
 @dataclass
@@ -33,30 +46,68 @@ class Ledger:
         return self.conversations.setdefault(conversation_id, Conversation())
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps({cid: vars(c) for cid, c in self.conversations.items()}))
+        path.write_text(json.dumps({cid: asdict(c) for cid, c in self.conversations.items()}))
 
     @classmethod
     def load(cls, path: Path) -> "Ledger":
-        return cls({cid: Conversation(**c) for cid, c in json.loads(path.read_text()).items()})
+        return cls(
+            {
+                cid: Conversation(c["sent"], c["answers"], [Failure(**f) for f in c["failures"]])
+                for cid, c in json.loads(path.read_text()).items()
+            }
+        )
 
 
 @dataclass
 class Audit:
     conversations: int
-    events_expected: int  # messages sent plus answers received
+    events_expected: int  # messages answered plus answers received
     events_stored: int
-    lost: int
-    duplicated: int
+    lost: int  # an answered message or a received answer missing from the log
+    duplicated: int  # a message stored more often than sent; an answer more often than received
+    unseen: int  # answers stored for messages whose request failed: the client gave up, nothing was lost
     out_of_order: int  # conversations whose stored messages are in another order than sent
-    errors: int
+    errors: int  # requests that failed on the client's side
+    failures: Dict[str, int]  # those by reason
 
 
 def audit(ledger: Ledger, log_url: str) -> Audit:
     """Compare the ledger with the user and bot events stored at `log_url` (texts redacted as the
     shipped tracker_store redacts them)."""
+    stored = _stored_texts(list(ledger.conversations), log_url)
     redactor = Redactor()
-    ids = list(ledger.conversations)
+    lost = duplicated = unseen = out_of_order = expected = stored_count = 0
+    for cid, conversation in ledger.conversations.items():
+        sent = [redactor.redact(m) for m in conversation.sent]
+        failed = {f.message for f in conversation.failures}
+        answered = [m for i, m in enumerate(sent) if i not in failed]
+        users, bots = stored[cid]["user"], stored[cid]["bot"]
+        expected += len(answered) + len(conversation.answers)
+        stored_count += len(users) + len(bots)
+        lost += _missing(answered, users) + _missing(conversation.answers, bots)
+        extra_users, extra_bots = _missing(users, sent), _missing(bots, conversation.answers)
+        duplicated += extra_users + (0 if failed else extra_bots)
+        unseen += extra_bots if failed else 0
+        out_of_order += not extra_users and not _in_order(users, sent)
+    reasons = Counter(f.reason for c in ledger.conversations.values() for f in c.failures)
+    return Audit(
+        len(ledger.conversations),
+        expected,
+        stored_count,
+        lost,
+        duplicated,
+        unseen,
+        out_of_order,
+        sum(reasons.values()),
+        dict(reasons.most_common()),
+    )
+
+
+def _stored_texts(ids: List[str], log_url: str) -> Dict[str, Dict[str, List[str]]]:
+    """The texts of the user and bot events of each conversation in the log, in the order stored."""
     stored: Dict[str, Dict[str, List[str]]] = {cid: {"user": [], "bot": []} for cid in ids}
+    if not ids:
+        return stored
     engine = sa.create_engine(log_url, hide_parameters=True)
     query = sa.text(
         "SELECT sender_id, type_name, data FROM events WHERE sender_id IN :ids AND type_name IN ('user', 'bot') "
@@ -64,17 +115,19 @@ def audit(ledger: Ledger, log_url: str) -> Audit:
     ).bindparams(sa.bindparam("ids", expanding=True))
     try:
         with engine.connect() as connection:
-            for sender, kind, data in connection.execute(query, {"ids": ids}) if ids else []:
+            for sender, kind, data in connection.execute(query, {"ids": ids}):
                 stored[sender][kind].append(json.loads(data).get("text") or "")
     finally:
         engine.dispose()
-    lost = duplicated = out_of_order = expected = stored_count = 0
-    for cid, conversation in ledger.conversations.items():
-        for kind, mine in (("user", [redactor.redact(m) for m in conversation.sent]), ("bot", conversation.answers)):
-            theirs = stored[cid][kind]
-            expected, stored_count = expected + len(mine), stored_count + len(theirs)
-            lost += sum((Counter(mine) - Counter(theirs)).values())
-            duplicated += sum((Counter(theirs) - Counter(mine)).values())
-            out_of_order += kind == "user" and Counter(mine) == Counter(theirs) and mine != theirs
-    errors = sum(c.errors for c in ledger.conversations.values())
-    return Audit(len(ids), expected, stored_count, lost, duplicated, out_of_order, errors)
+    return stored
+
+
+def _missing(expected: Sequence[str], found: Sequence[str]) -> int:
+    """How many of `expected` (counting repeats) are not in `found`."""
+    return sum((Counter(expected) - Counter(found)).values())
+
+
+def _in_order(stored: Sequence[str], sent: Sequence[str]) -> bool:
+    """Whether `stored` is `sent` with some messages left out (those whose request failed), in order."""
+    remaining = iter(sent)
+    return all(any(message == candidate for candidate in remaining) for message in stored)

@@ -26,10 +26,12 @@ def _markdown(results: Dict[str, Any], plot: str) -> str:
     rows = [
         ("conversations at once", lambda r: f"{r['audit']['conversations']}"),
         ("messages sent", lambda r: f"{r['messages']}"),
-        ("errors", lambda r: f"{r['audit']['errors']}"),
+        ("failed requests", lambda r: f"{r['audit']['errors']}"),
+        ("failed requests by reason", _reasons),
         ("events expected / stored", lambda r: f"{r['audit']['events_expected']} / {r['audit']['events_stored']}"),
         ("events lost", lambda r: f"{r['audit']['lost']}"),
         ("events duplicated", lambda r: f"{r['audit']['duplicated']}"),
+        ("answers stored after the client gave up", lambda r: f"{r['audit']['unseen']}"),
         ("conversations out of order", lambda r: f"{r['audit']['out_of_order']}"),
         ("REST p50 / p95 / p99 (ms)", lambda r: _percentiles(r, "REST message")),
         ("socket.io p50 / p95 / p99 (ms)", lambda r: _percentiles(r, "socket.io message")),
@@ -57,20 +59,60 @@ def _markdown(results: Dict[str, Any], plot: str) -> str:
             f"one conversation of {options['messages']} messages (`loadtest/script.py`: order status with email "
             "verification, a FAQ, refund status, a cancellation, a return, a hand-off to a person, thanks, "
             f"goodbye), {100 * options['socketio_share']:.0f} % of them in the widget's socket.io chat (long "
-            "polling), the rest over REST. One replica is `make run` as it is (one Rasa, the conversation log "
+            f"polling), the rest over REST. {_pacing(options)} One replica is `make run` as it is (one Rasa, "
+            "the conversation log "
             "in SQLite); more is `make run REPLICAS=N` (HAProxy, Redis lock store, PostgreSQL, two action "
             "workers). The load generator runs on the same two cores as the bot.",
             "",
             "Every message sent and every answer received is then looked up in the conversation log: "
             "**lost** is one missing there, **duplicated** one stored more often than it happened "
-            "(`loadtest/ledger.py`). Latency is per message, from sending to the (first) answer.",
+            "(`loadtest/ledger.py`). A request that failed on the client's side (a timeout, an HTTP error) "
+            "is a **failed request**: its message may or may not be stored, and answers to it that the "
+            "server stored anyway are counted apart, not as duplicates. Latency is per message, from "
+            "sending to the (first) answer.",
             "",
             *table,
             "",
+            *_replica_table(runs),
             f"![latency and throughput over time]({plot})",
             "",
         ]
     )
+
+
+def _pacing(options: Dict[str, Any]) -> str:
+    low, high = options.get("think_time") or (0, 0)
+    if not high:
+        return "Each customer sends its next message as soon as the answer arrives: the most load they can make."
+    return (
+        f"Each customer waits {low:g} to {high:g} s (uniformly) between an answer and its next message, reading and "
+        f"typing: {options['users']} customers then offer at most {options['users'] / ((low + high) / 2):.0f} "
+        "messages/s."
+    )
+
+
+def _reasons(run: Dict[str, Any]) -> str:
+    failures = run["audit"]["failures"]
+    return ", ".join(f"{reason}: {count}" for reason, count in failures.items()) or "none"
+
+
+def _replica_table(runs: List[Dict[str, Any]]) -> List[str]:
+    """HAProxy's view of each replica in the multi-replica runs."""
+    lines: List[str] = []
+    for run in runs:
+        stats = run.get("replica_stats") or {}
+        if not stats:
+            continue
+        columns = list(next(iter(stats.values())))
+        lines += [
+            f"HAProxy's counts per replica, {run['replicas']} replicas (`show stat`):",
+            "",
+            "| replica | " + " | ".join(c.replace("_", " ") for c in columns) + " |",
+            "| --- |" + " ---: |" * len(columns),
+            *(f"| {name} | " + " | ".join(str(row[c]) for c in columns) + " |" for name, row in stats.items()),
+            "",
+        ]
+    return lines
 
 
 def _percentiles(run: Dict[str, Any], name: str) -> str:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 from loadtest.ledger import Ledger
 
@@ -25,9 +25,16 @@ class Swarm:
 
 
 def run(
-    url: str, users: int, messages: int, out_dir: Path, spawn_rate: float = 10.0, socketio_share: float = 0.2
+    url: str,
+    users: int,
+    messages: int,
+    out_dir: Path,
+    spawn_rate: float = 10.0,
+    socketio_share: float = 0.2,
+    think_time_s: Tuple[float, float] = (0.0, 0.0),
 ) -> Swarm:
-    """`users` conversations of `messages` messages at `url`, `socketio_share` of them over socket.io."""
+    """`users` conversations of `messages` messages at `url`, `socketio_share` of them over socket.io,
+    each customer pausing `think_time_s` (a range) between an answer and its next message."""
     out_dir.mkdir(parents=True, exist_ok=True)
     ledger_path, prefix = out_dir / "ledger.json", out_dir / "locust"
     socketio_weight = round(100 * socketio_share)
@@ -37,10 +44,11 @@ def run(
         "LOADTEST_MESSAGES": str(messages),
         "LOADTEST_REST_WEIGHT": str(100 - socketio_weight),
         "LOADTEST_SOCKETIO_WEIGHT": str(socketio_weight),
+        "LOADTEST_THINK_TIME": ",".join(str(s) for s in think_time_s),
         "PYTHONPATH": str(REPO_ROOT),
     }
     classes = ["RestConversation"] + (["SocketIOChat"] if socketio_weight else [])
-    timeout_s = 120 + 3 * users * messages  # a bound, not a target: it ends when every user is done
+    timeout_s = 120 + (3 * users + think_time_s[1]) * messages  # a bound, not a target: it ends when all are done
     command = [
         sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), *classes, "--headless", "--host", url,
         "--users", str(users), "--spawn-rate", str(spawn_rate), "--run-time", f"{timeout_s}s",

@@ -27,8 +27,6 @@ from tests.fake_telegram_api import FakeTelegramApi
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-PROJECT_FILES = ["domain.yml", "config.yml", "credentials.yml", "data", "actions"]
-
 # The secrets `make run` would generate (RASA_AUTH_TOKEN, ACTION_SERVER_TOKEN, TRITON_API_KEY), shared
 # by every server the suite starts through this process's environment.
 for _name, _value in secrets.generate().items():
@@ -123,7 +121,7 @@ def triton(tmp_path_factory) -> Iterator[Triton]:
 def write_project(directory: Path, triton: Triton, nlu_overrides: Dict, policies=FAST_POLICIES, **ports) -> Path:
     """A copy of the bot's project files whose endpoints point at the test servers."""
     directory.mkdir(parents=True, exist_ok=True)
-    for name in PROJECT_FILES:
+    for name in services.PROJECT_FILES:
         source = ROOT / name
         (shutil.copytree if source.is_dir() else shutil.copy)(source, directory / name)
     config = yaml.safe_load((ROOT / "config.yml").read_text())
