@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
             tracking.link_model_archive(trained)
     supervisor = Supervisor(RUN_DIR)
     if args.replicas > 1:
-        started = replicas.stack(
+        stages = replicas.stack(
             args.replicas,
             args.tritons,
             args.action_workers,
@@ -105,34 +105,40 @@ def run(args: argparse.Namespace) -> int:
             RUN_DIR,
         )
     else:
-        started = [
-            services.triton(
-                settings.http_port,
-                settings.grpc_port,
-                settings.metrics_port,
-                endpoints=args.endpoints,
-                host=args.host,
-                env=env,
-            ),
-            services.actions(args.actions_port, host=args.host, workers=args.action_workers, env=env),
-            services.rasa(
-                args.port,
-                tokens[secrets.RASA_AUTH_TOKEN],
-                args.endpoints,
-                args.credentials,
-                host=args.host,
-                cors=services.widget_origins(args.widget_port),
-                env=env,
-            ),
+        stages = [
+            [
+                services.triton(
+                    settings.http_port,
+                    settings.grpc_port,
+                    settings.metrics_port,
+                    endpoints=args.endpoints,
+                    host=args.host,
+                    env=env,
+                )
+            ],
+            [services.actions(args.actions_port, host=args.host, workers=args.action_workers, env=env)],
+            [
+                services.rasa(
+                    args.port,
+                    tokens[secrets.RASA_AUTH_TOKEN],
+                    args.endpoints,
+                    args.credentials,
+                    host=args.host,
+                    cors=services.widget_origins(args.widget_port),
+                    env=env,
+                )
+            ],
         ]
-    started.append(services.widget(args.widget_port, rasa_url, host=args.host, env=env))
+    stages.append([services.widget(args.widget_port, rasa_url, host=args.host, env=env)])
     if args.telegram:
-        started.append(services.telegram_poller(rasa_url, env=env))
+        stages.append([services.telegram_poller(rasa_url, env=env)])
+    started = [service for stage in stages for service in stage]
     exit_on_sigterm()  # `kill`, `docker stop`: stop the services as Ctrl-C does
     try:
-        for service in started:
-            print(f"Starting {service.name} (log: {RUN_DIR / service.name}.log) ...", flush=True)
-            supervisor.start(service)
+        for stage in stages:
+            for service in stage:
+                print(f"Starting {service.name} (log: {RUN_DIR / service.name}.log) ...", flush=True)
+            supervisor.start(*stage)
         print(_banner(args, tokens[secrets.RASA_AUTH_TOKEN]), flush=True)
         supervisor.watch()  # restarts a service that crashes; returns only through Ctrl-C or SIGTERM
     except KeyboardInterrupt:

@@ -47,8 +47,9 @@ def stack(
     credentials: str,
     env: Dict[str, str],
     run_dir: Path,
-) -> List[Service]:
-    """Every service of the stack, in the order the Supervisor starts them."""
+) -> List[List[Service]]:
+    """Every service of the stack, in stages the Supervisor starts one after the other; the services
+    of a stage start together (the Rasa replicas load their model at the same time)."""
     settings = TritonSettings.load(endpoints)
     tokens = {name: env[name] for name in secrets.NAMES}
     postgres = Postgres(postgres_port, postgres_dir.resolve(), tokens[secrets.POSTGRES_PASSWORD]).init()
@@ -56,23 +57,24 @@ def stack(
     replica_ports, triton_ports = free[:replicas], free[replicas:]
     log_url, shop_url = postgres.url(LOG_DATABASE), postgres.url(SHOP_DATABASE)
 
-    started = [
+    engines = [
         _with_databases(postgres.service(), postgres),
         redis.service(redis_port, tokens[secrets.REDIS_PASSWORD], run_dir / "redis"),
     ]
     triton_urls = [settings.url]  # tritons=0: the Triton already serving endpoints.yml's url
     if tritons:
-        started.append(
+        engines.append(
             services.triton(settings.http_port, settings.grpc_port, settings.metrics_port, endpoints=endpoints, env=env)
         )
     for i in range(1, tritons):
         http, grpc_port, metrics = triton_ports[3 * (i - 1) : 3 * i]
-        started.append(services.triton(http, grpc_port, metrics, endpoints=endpoints, env=env, name=f"triton{i + 1}"))
+        engines.append(services.triton(http, grpc_port, metrics, endpoints=endpoints, env=env, name=f"triton{i + 1}"))
         triton_urls.append(f"localhost:{grpc_port}")
-    started.append(services.actions(actions_port, workers=action_workers, env={**env, "SHOP_DATABASE_URL": shop_url}))
+    engines.append(services.actions(actions_port, workers=action_workers, env={**env, "SHOP_DATABASE_URL": shop_url}))
     replica_endpoints = _endpoints(endpoints, redis_port, run_dir)
+    rasas = []
     for i, replica_port in enumerate(replica_ports):
-        started.append(
+        rasas.append(
             services.rasa(
                 replica_port,
                 tokens[secrets.RASA_AUTH_TOKEN],
@@ -83,8 +85,7 @@ def stack(
                 name=f"rasa{i + 1}",
             )
         )
-    started.append(haproxy.service(host, port, replica_ports, run_dir / "haproxy"))
-    return started
+    return [[engine] for engine in engines] + [rasas, [haproxy.service(host, port, replica_ports, run_dir / "haproxy")]]
 
 
 def log_store_url(postgres_port: int, password: str = f"${secrets.POSTGRES_PASSWORD}") -> str:

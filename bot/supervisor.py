@@ -62,10 +62,16 @@ class Supervisor:
         self.log_dir = log_dir
         self.services: List[Service] = []
 
-    def start(self, service: Service, timeout_s: float = 300.0) -> None:
-        """Start a service and wait until its ready URL answers 200."""
-        self._spawn(service)
-        self.services.append(service)
+    def start(self, *together: Service, timeout_s: float = 300.0) -> None:
+        """Start services at once and wait until each one's ready URL answers 200 (or its probe is true)."""
+        for service in together:
+            self._spawn(service)
+            self.services.append(service)
+        for service in together:
+            self._wait_until_ready(service, timeout_s)
+
+    @staticmethod
+    def _wait_until_ready(service: Service, timeout_s: float) -> None:
         wait_for(
             service.ready_url, timeout_s, alive=lambda: not service.exited(), what=service.name, probe=service.probe
         )
