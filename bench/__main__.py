@@ -12,11 +12,11 @@ import sys
 from pathlib import Path
 from typing import Callable, List, Optional, Tuple
 
+from bench.pipelines import DIET_EPOCHS, PIPELINES
 from bot.supervisor import exit_on_sigterm
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATASETS = ("snips70", "clinc150", "banking77")  # as bench.splits.DATASETS, without importing Rasa
-PIPELINES = ("ours", "diet", "keyword")  # as bench.pipelines.PIPELINES
 _QUIET_ENV = {
     "RASA_TELEMETRY_ENABLED": "false",
     "TF_CPP_MIN_LOG_LEVEL": "2",
@@ -68,7 +68,12 @@ def parser() -> argparse.ArgumentParser:
         help="test examples per intent (SNIPS default 100; others uncapped unless given)",
     )
     p.add_argument("--epochs", type=_positive, help="our fine-tuning epochs (default: config.yml's)")
-    p.add_argument("--diet-epochs", type=_positive, default=100, help="DIETClassifier epochs (default 100)")
+    p.add_argument(
+        "--diet-epochs",
+        type=_positive,
+        default=DIET_EPOCHS,
+        help=f"DIETClassifier epochs (default {DIET_EPOCHS}; rasa init's config has 100)",
+    )
     p.add_argument(
         "--diet-max-train-per-intent",
         type=_positive,

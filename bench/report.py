@@ -81,7 +81,7 @@ def render_markdown(results: Dict[str, Any]) -> str:
         f"Settings: seed {options['seed']}; training cap per intent: {options['max_train_per_intent'] or 'none'}; "
         f"test cap per intent: {options['test_per_intent'] or 'SNIPS 100, others none'}; "
         f"ours epochs: {options['epochs'] or 'as config.yml'} (early stopping as config.yml); "
-        f"DIET epochs: {options['diet_epochs']}; DIET's training cap per intent on CLINC150 and BANKING77: "
+        f"DIET epochs: {options['diet_epochs']} (`rasa init`'s config: 100); DIET's training cap per intent on CLINC150 and BANKING77: "
         f"{options.get('diet_max_train_per_intent') or 'none'}; HTTP requests per model: {options['http_requests']}."
         + (f" The whole run took {results['wall_time_s'] / 60:.1f} minutes." if "wall_time_s" in results else ""),
         "",

@@ -17,6 +17,7 @@ import yaml
 
 from bench import evaluate, latency, metrics, pipelines, serving
 from bench.machine import code_version, load_average, machine_info
+from bench.pipelines import DIET_EPOCHS
 from bench.services import TritonEndpoint, rasa_server, triton_server, unload_models
 from bench.splits import Split, make_split
 from bot import secrets
@@ -49,7 +50,7 @@ class Options:
     max_train_per_intent: Optional[int] = None
     test_per_intent: Optional[int] = None
     epochs: Optional[int] = None
-    diet_epochs: int = 100
+    diet_epochs: int = DIET_EPOCHS
     diet_max_train_per_intent: Optional[int] = None
     http_requests: int = 200
     datasets_dir: Path = REPO_ROOT.parent / "shared" / "datasets"
