@@ -114,18 +114,20 @@ class SocketIOChat(User):
     def chat(self) -> None:
         answers: Queue = Queue()
         confirmed: AsyncResult = AsyncResult()
-        client = socketio.Client(reconnection=False, http_session=requests.Session())
+        client = socketio.Client(
+            reconnection=False, http_session=requests.Session(), request_timeout=ANSWER_TIMEOUT_S
+        )  # a busy server answers the handshake late, not never: the same patience as for an answer
         client.on("session_confirm", lambda data: confirmed.set(data["session_id"]))
         client.on("bot_uttered", lambda data: answers.put(data.get("text") or ""))
         record = Conversation()  # in the ledger under Rasa's session id once it is known
         with _one_conversation(self, record):
             try:
-                client.connect(self.host, transports=["polling"])
+                client.connect(self.host, transports=["polling"], wait_timeout=ANSWER_TIMEOUT_S)
                 client.emit("session_request", {})
                 session = confirmed.get(timeout=ANSWER_TIMEOUT_S)
             except Exception as error:  # noqa: BLE001 - a chat that never started counts as a failure
                 LEDGER.conversations[f"socketio:unconnected-{uuid.uuid4().hex}"] = record
-                record.fail(f"connect: {type(error).__name__}")
+                record.fail(f"connect: {type(error).__name__}: {str(error)[:80]}")
                 client.disconnect()
                 return
             LEDGER.conversations[f"socketio:{session}"] = record

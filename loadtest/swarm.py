@@ -48,7 +48,9 @@ def run(
         "PYTHONPATH": str(REPO_ROOT),
     }
     classes = ["RestConversation"] + (["SocketIOChat"] if socketio_weight else [])
-    timeout_s = 120 + (3 * users + think_time_s[1]) * messages  # a bound, not a target: it ends when all are done
+    timeout_s = round(
+        120 + (3 * users + think_time_s[1]) * messages
+    )  # a bound, not a target: it ends when all are done
     command = [
         sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), *classes, "--headless", "--host", url,
         "--users", str(users), "--spawn-rate", str(spawn_rate), "--run-time", f"{timeout_s}s",
