@@ -31,7 +31,7 @@ from nlu import tracking
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 THINK_TIME_S = (10.0, 20.0)  # a customer reading an answer and typing the next message
-FAILURES = ("errors", "lost", "duplicated", "out_of_order")  # audit counts that fail the load test
+FAILURES = ("errors", "apologies", "lost", "duplicated", "out_of_order")  # audit counts that fail the load test
 
 
 def parser() -> argparse.ArgumentParser:

@@ -5,7 +5,8 @@ table exactly once, in the conversation it belongs to: a missing one is lost, an
 duplicated (two replicas handling one conversation at once would do that without the lock store).
 A request that failed on the client's side (a timeout, a refused connection, an HTTP error) proves
 nothing either way: its message may or may not have been stored, and answers the client never saw
-may be. The audit counts those apart, so that loss means loss.
+may be. The audit counts those apart, so that loss means loss. An answer can be a failure too: the
+bot's apology when a custom action could not run (bot/channels/action_failures.py) comes with HTTP 200.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Dict, List, Sequence
 
 import sqlalchemy as sa
 
+from bot.channels.action_failures import APOLOGY
 from bot.conversation_log.redaction import Redactor
 
 
@@ -69,23 +71,25 @@ class Audit:
     out_of_order: int  # conversations whose stored messages are in another order than sent
     errors: int  # requests that failed on the client's side
     failures: Dict[str, int]  # those by reason
+    apologies: int  # answers saying a custom action failed (the action server refused, timed out or broke)
 
 
 def audit(ledger: Ledger, log_url: str) -> Audit:
-    """Compare the ledger with the user and bot events stored at `log_url` (texts redacted as the
-    shipped tracker_store redacts them)."""
+    """Compare the ledger with the user and bot events stored at `log_url`, the ledger's texts
+    redacted as the shipped tracker_store redacts both the customer's and the bot's."""
     stored = _stored_texts(list(ledger.conversations), log_url)
     redactor = Redactor()
     lost = duplicated = unseen = out_of_order = expected = stored_count = 0
     for cid, conversation in ledger.conversations.items():
         sent = [redactor.redact(m) for m in conversation.sent]
+        received = [redactor.redact(m) for m in conversation.answers]  # "... by email at [EMAIL]"
         failed = {f.message for f in conversation.failures}
         answered = [m for i, m in enumerate(sent) if i not in failed]
         users, bots = stored[cid]["user"], stored[cid]["bot"]
-        expected += len(answered) + len(conversation.answers)
+        expected += len(answered) + len(received)
         stored_count += len(users) + len(bots)
-        lost += _missing(answered, users) + _missing(conversation.answers, bots)
-        extra_users, extra_bots = _missing(users, sent), _missing(bots, conversation.answers)
+        lost += _missing(answered, users) + _missing(received, bots)
+        extra_users, extra_bots = _missing(users, sent), _missing(bots, received)
         duplicated += extra_users + (0 if failed else extra_bots)
         unseen += extra_bots if failed else 0
         out_of_order += not extra_users and not _in_order(users, sent)
@@ -100,6 +104,7 @@ def audit(ledger: Ledger, log_url: str) -> Audit:
         out_of_order,
         sum(reasons.values()),
         dict(reasons.most_common()),
+        sum(answer == APOLOGY for c in ledger.conversations.values() for answer in c.answers),
     )
 
 

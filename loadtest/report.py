@@ -28,6 +28,7 @@ def _markdown(results: Dict[str, Any], plot: str) -> str:
         ("messages sent", lambda r: f"{r['messages']}"),
         ("failed requests", lambda r: f"{r['audit']['errors']}"),
         ("failed requests by reason", _reasons),
+        ("answers apologising that an action failed", lambda r: f"{r['audit']['apologies']}"),
         ("events expected / stored", lambda r: f"{r['audit']['events_expected']} / {r['audit']['events_stored']}"),
         ("events lost", lambda r: f"{r['audit']['lost']}"),
         ("events duplicated", lambda r: f"{r['audit']['duplicated']}"),

@@ -10,6 +10,7 @@ import json
 
 import sqlalchemy as sa
 
+from bot.channels.action_failures import APOLOGY
 from bot.conversation_log.store import EVENTS
 from loadtest.ledger import Conversation, Failure, Ledger, audit
 
@@ -62,3 +63,16 @@ def test_the_ledger_survives_its_file(tmp_path):
     ledger = Ledger({"socketio:x": Conversation(["hi"], [], [Failure(0, "no answer within 60 s")])})
     ledger.save(tmp_path / "ledger.json")
     assert Ledger.load(tmp_path / "ledger.json") == ledger
+
+
+def test_texts_are_compared_as_the_log_redacts_them(tmp_path):
+    ledger = Ledger({"rest:a": Conversation(["it's jane.doe@example.com"], ["We'll write to jane.doe@example.com."])})
+    url = log_with(tmp_path, [("rest:a", "user", "it's [EMAIL]"), ("rest:a", "bot", "We'll write to [EMAIL].")])
+    result = audit(ledger, url)
+    assert (result.lost, result.duplicated) == (0, 0)
+
+
+def test_the_apology_for_a_failed_action_is_counted(tmp_path):
+    ledger = Ledger({"rest:a": Conversation(["where is my order 12345?"], [APOLOGY])})
+    url = log_with(tmp_path, [("rest:a", "user", "where is my order 12345?"), ("rest:a", "bot", APOLOGY)])
+    assert audit(ledger, url).apologies == 1
