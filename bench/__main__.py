@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable, List, Optional, Tuple
 
 from bench.pipelines import DIET_EPOCHS, PIPELINES
-from bot.supervisor import exit_on_sigterm
+from bot.supervisor import handle_stop_signals
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATASETS = ("snips70", "clinc150", "banking77")  # as bench.splits.DATASETS, without importing Rasa
@@ -144,7 +144,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         argv=list(argv),
     )
     progress = Progress()
-    exit_on_sigterm()  # a CI timeout or `kill` still stops Triton and the Rasa servers
+    handle_stop_signals()  # a CI timeout or `kill` still stops Triton and the Rasa servers
     results = run(options, progress)
     results["results_file"] = _shown(options.out / "results.json")
     progress(f"wrote {report.write_json(results, options.out)}")

@@ -23,7 +23,7 @@ from typing import List, Optional
 
 from bot import replicas, secrets, services, widget_server
 from bot.conversation_log import cli as conversation_log_cli
-from bot.supervisor import ServiceFailed, Supervisor, exit_on_sigterm
+from bot.supervisor import ServiceFailed, Supervisor, handle_stop_signals
 from bot.telegram import polling as telegram_polling
 from nlu import tracking
 from nlu.settings import TritonSettings
@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     if args.telegram:
         stages.append([services.telegram_poller(rasa_url, env=env)])
     started = [service for stage in stages for service in stage]
-    exit_on_sigterm()  # `kill`, `docker stop`: stop the services as Ctrl-C does
+    handle_stop_signals()  # `kill`, `docker stop`: stop the services as Ctrl-C does
     try:
         for stage in stages:
             for service in stage:

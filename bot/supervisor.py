@@ -144,9 +144,12 @@ class Supervisor:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
 
-def exit_on_sigterm() -> None:
-    """Make SIGTERM (`kill`, `docker stop`, a CI timeout) exit through `finally` blocks as Ctrl-C
-    does, so whoever holds a Supervisor stops its children instead of leaving them running."""
+def handle_stop_signals() -> None:
+    """Make Ctrl-C and SIGTERM (`kill`, `docker stop`, a CI timeout) exit through `finally` blocks, so
+    whoever holds a Supervisor stops its children instead of leaving them running. Ctrl-C is set
+    back to Python's KeyboardInterrupt because a program started as a background job (`make run &`
+    in a script) inherits SIGINT ignored, and would leave every service running when told to stop."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
 
 
