@@ -14,7 +14,7 @@ import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, Optional
+from typing import Dict, Iterator, List, Optional
 
 import pytest
 import yaml
@@ -34,15 +34,11 @@ for _name, _value in secrets.generate().items():
 RASA_TOKEN = os.environ[secrets.RASA_AUTH_TOKEN]
 ACTION_HEADERS = {"Authorization": "Bearer ${ACTION_SERVER_TOKEN}"}  # as in endpoints.yml
 
-# The bot's own config, trained quicker: the suite checks behaviour, `make bench` checks accuracy.
+# The bot's own NLU, trained quicker: the suite checks behaviour, `make bench` checks accuracy.
 # ~800 examples x 4 epochs is about the work of the old 240 x 12; the higher learning rate makes
-# the intents confident enough (FallbackClassifier's threshold) in so few epochs.
+# the intents confident enough (FallbackClassifier's threshold) in so few epochs. The dialogue
+# policies are config.yml's as they are: tests/test_dialogue_policy.py scores the suite's bot.
 FAST_NLU = {"epochs": 4, "learning_rate": 4e-4, "validation_fraction": 0, "max_length": 32}
-FAST_POLICIES = [
-    {"name": "MemoizationPolicy"},
-    {"name": "RulePolicy", "core_fallback_threshold": 0.3, "enable_fallback_prediction": True},
-    {"name": "TEDPolicy", "max_history": 5, "epochs": 10},
-]
 
 
 # The fixtures that make a test `slow`: Triton (every trained model and Rasa server needs it),
@@ -118,8 +114,11 @@ def triton(tmp_path_factory) -> Iterator[Triton]:
     server.stop()
 
 
-def write_project(directory: Path, triton: Triton, nlu_overrides: Dict, policies=FAST_POLICIES, **ports) -> Path:
-    """A copy of the bot's project files whose endpoints point at the test servers."""
+def write_project(
+    directory: Path, triton: Triton, nlu_overrides: Dict, policies: Optional[List[Dict]] = None, **ports
+) -> Path:
+    """A copy of the bot's project files whose endpoints point at the test servers (and, given
+    `policies`, with those instead of config.yml's)."""
     directory.mkdir(parents=True, exist_ok=True)
     for name in services.PROJECT_FILES:
         source = ROOT / name
@@ -128,7 +127,8 @@ def write_project(directory: Path, triton: Triton, nlu_overrides: Dict, policies
     for component in config["pipeline"]:
         if component["name"].endswith("BertTritonNLU"):
             component.update(nlu_overrides)
-    config["policies"] = policies
+    if policies is not None:
+        config["policies"] = policies
     (directory / "config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     endpoints = {
         "triton": {
