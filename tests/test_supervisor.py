@@ -45,7 +45,9 @@ def ignore_ctrl_c() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-@pytest.mark.parametrize("stop_signal, exit_code", [(signal.SIGTERM, 128 + signal.SIGTERM), (signal.SIGINT, -signal.SIGINT)])
+@pytest.mark.parametrize(
+    "stop_signal, exit_code", [(signal.SIGTERM, 128 + signal.SIGTERM), (signal.SIGINT, -signal.SIGINT)]
+)
 def test_a_stop_signal_stops_the_supervised_services(tmp_path, stop_signal, exit_code):
     process = subprocess.Popen(
         [sys.executable, "-c", SUPERVISED, str(free_port()), str(tmp_path)],
