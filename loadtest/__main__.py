@@ -17,6 +17,7 @@ import tempfile
 import time
 from dataclasses import asdict
 from datetime import datetime, timezone
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -65,15 +66,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     if model is None:
         print("No trained model in models/: run `make train` (or `make run` once) first.", file=sys.stderr)
         return 2
-    import locust
-
     results: Dict[str, Any] = {
         "generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "args": shlex.join(argv),
         "options": vars(args) | {"docs": str(args.docs), "out": str(args.out)},
         "commit": code_version(REPO_ROOT)["commit"],
         "machine": machine_info(),
-        "locust": locust.__version__,
+        "locust": version("locust"),  # not imported: importing Locust patches this process with gevent
         "model": model.name,
         "load_average_at_start": load_average(),
         "runs": [],
