@@ -140,8 +140,12 @@ class Supervisor:
 
     def tail(self, service_name: str, lines: int = 30) -> str:
         """The end of a service's log, to show why it failed."""
-        path = self.log_dir / f"{service_name}.log"
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+        return tail(self.log_dir / f"{service_name}.log", lines)
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    """The last `lines` lines of a log file ("" if there is none yet)."""
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
 
 def handle_stop_signals() -> None:

@@ -23,6 +23,7 @@ import yaml
 
 from bot import secrets, services
 from bot.replicas import log_store_url
+from bot.supervisor import tail
 
 STARTED = "Press Ctrl-C"  # the banner's last line
 START_TIMEOUT_S = 900.0
@@ -40,9 +41,9 @@ class Running:
     def diagnosis(self, lines: int = 40) -> str:
         """Whether the stack still runs, and the end of its own log and of each service's: why a run failed."""
         state = "running" if self.process.poll() is None else f"exited with {self.process.returncode}"
-        parts = [f"python -m bot run: {state}", _tail(self.log, lines)]
+        parts = [f"python -m bot run: {state}", tail(self.log, lines)]
         for path in sorted((self.project / ".run").glob("*.log")):
-            parts += [f"--- {path.name}", _tail(path, lines)]
+            parts += [f"--- {path.name}", tail(path, lines)]
         return "\n".join(parts)
 
 
@@ -69,6 +70,7 @@ def running(project: Path, replicas: int, log: Path) -> Iterator[Running]:
     command += ["--postgres-port", str(ports["postgres"]), "--postgres-dir", str(postgres_dir)]
     command += ["--redis-port", str(ports["redis"])]
     own = {key: value for key, value in os.environ.items() if key not in ("LOG_STORE_URL", "SHOP_DATABASE_URL")}
+    tokens = secrets.load(project / ".run")
     with open(log, "w") as output:
         process = subprocess.Popen(
             command,
@@ -76,11 +78,11 @@ def running(project: Path, replicas: int, log: Path) -> Iterator[Running]:
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env={**own, **secrets.load(project / ".run"), "RASA_TELEMETRY_ENABLED": "false"},  # what bot run would make
+            env={**own, **tokens, "RASA_TELEMETRY_ENABLED": "false"},  # what bot run would make
         )
     try:
         _wait_for_banner(process, log)
-        password = secrets.load(project / ".run")[secrets.POSTGRES_PASSWORD]
+        password = tokens[secrets.POSTGRES_PASSWORD]
         log_url = (
             log_store_url(ports["postgres"], password)
             if replicas > 1
@@ -102,10 +104,6 @@ def stop(process: subprocess.Popen, timeout_s: float = 90.0) -> int:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
     return process.returncode
-
-
-def _tail(path: Path, lines: int) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
 
 def _wait_for_banner(process: subprocess.Popen, log: Path) -> None:
