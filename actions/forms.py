@@ -140,6 +140,13 @@ class ValidateCancelOrderForm(VerifiedOrderForm):
     def blocker(self, order: OrderInfo) -> Optional[NotAllowed]:
         return shop.cancellation_problem(order)
 
+    def validate_confirm_cancel(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
+        """The yes or no that the slot's mappings took from affirm or deny, kept as it is: without a
+        validator rasa_sdk logs a warning at every confirmation."""
+        return {CONFIRM: value}
+
 
 class ValidateChangeAddressForm(VerifiedOrderForm):
     def name(self) -> Text:

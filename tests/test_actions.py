@@ -177,6 +177,21 @@ def test_declined_confirmation_changes_nothing():
     assert "won't cancel" in texts[0] and count(Order, number="100234", status="processing") == 1
 
 
+def test_a_confirmation_is_kept_as_said_without_a_warning(caplog):
+    """Yes or no to "shall I cancel?" goes through the form's validator unchanged, and the log stays
+    quiet (rasa_sdk warns at every turn about a slot without a validator)."""
+    for answer, intent in ((True, "affirm"), (False, "deny")):
+        said = tracker(
+            verified(order_id="100234", email=JANE, confirm_cancel=answer, requested_slot="confirm_cancel"),
+            intent=intent,
+            events=[{"event": "user"}, {"event": "slot", "name": "confirm_cancel", "value": answer}],
+        )
+        with caplog.at_level(logging.WARNING):
+            events = asyncio.run(forms.ValidateCancelOrderForm().run(CollectingDispatcher(), said, DOMAIN))
+        assert {"event": "slot", "timestamp": None, "name": "confirm_cancel", "value": answer} in events, events
+    assert not caplog.records, caplog.text
+
+
 def test_return_creates_one_return_with_a_reference_even_when_repeated():
     form = forms.ValidateReturnForm()
     slots = verified(order_id="55821", email=MIKE)
