@@ -35,6 +35,11 @@ def create(token: str) -> Sanic:
     if not token:
         raise ValueError(f"An empty {TOKEN_VARIABLE} would let anyone call the actions; set it to a long random value")
     app = create_app("actions", cors_origins=None)
+    # Rasa opens a connection for every action call and, when its event loop is busy, writes the call
+    # seconds later. Sanic closes a connection that stays silent for KEEP_ALIVE_TIMEOUT (5 s by
+    # default): Rasa then logs "Cannot write to closing transport" and the customer gets an apology.
+    # Wait for a new connection's call as long as for the rest of a request.
+    app.config.KEEP_ALIVE_TIMEOUT = app.config.REQUEST_TIMEOUT
     expected = f"Bearer {token}".encode()
 
     @app.middleware("request")

@@ -9,7 +9,9 @@ functions in threads on SQLite; the CLI as an operator starts it.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -38,6 +40,7 @@ from tests.conftest import ROOT, free_port
 from tests.listeners import listening_addresses
 
 TOKEN = "integrity-test-secret"
+SILENT_BEFORE_WRITING_S = 8  # longer than Sanic's default keep-alive timeout (5 s)
 JANE, MIKE = "jane.doe@example.com", "mike.chen@example.com"
 DOMAIN = Domain.load(str(ROOT / "domain.yml"))
 CANCEL = {"order_id": "100234", "email": JANE, "confirm_cancel": True}  # processing, $76.00
@@ -389,6 +392,28 @@ def test_health_is_open_and_the_token_opens_the_rest(lone_server):
     assert {"name": "action_cancel_order"} in httpx.get(f"{base}/actions", headers=auth).json()
     reply = httpx.post(f"{base}/webhook", json=WEBHOOK_CALL, headers=auth)
     assert reply.status_code == 200 and "Monday" in said(reply.json()["responses"][0])
+
+
+def test_a_call_written_seconds_after_connecting_is_answered(lone_server):
+    """Rasa connects for every action call and, under load, may write the call seconds later: the
+    server waits for it. (Sanic's default closed a silent connection after 5 s; Rasa logged "Cannot
+    write to closing transport" and the customer got an apology.)"""
+    body = json.dumps(WEBHOOK_CALL).encode()
+    head = (
+        f"POST /webhook HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
+    reply = b""
+    with socket.create_connection(("127.0.0.1", lone_server), timeout=30) as connection:
+        time.sleep(SILENT_BEFORE_WRITING_S)
+        try:
+            connection.sendall(head.encode() + body)
+            while chunk := connection.recv(65536):
+                reply += chunk
+        except ConnectionResetError:
+            pass  # closed by the server: `reply` says what came before
+    assert reply.startswith(b"HTTP/1.1 200"), f"answered {reply[:200]!r} (empty: the server closed the connection)"
+    assert "Monday" in said(json.loads(reply.partition(b"\r\n\r\n")[2])["responses"][0])
 
 
 @pytest.mark.parametrize("token", [None, ""])
