@@ -95,14 +95,17 @@ def running(project: Path, replicas: int, log: Path) -> Iterator[Running]:
 
 
 def stop(process: subprocess.Popen, timeout_s: float = 90.0) -> int:
-    """Ctrl-C, as in the terminal; SIGKILL whatever is left after `timeout_s`. The exit code."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGINT)
+    """Ctrl-C, as in the terminal, then SIGTERM, which also makes the bot stop its services: each has
+    `timeout_s`. SIGKILL (of the bot alone: each service has a process group of its own) only if both
+    fail. The exit code."""
+    for sig, wait_s in ((signal.SIGINT, timeout_s), (signal.SIGTERM, timeout_s), (signal.SIGKILL, None)):
+        if process.poll() is not None:
+            break
+        os.killpg(process.pid, sig)
         try:
-            process.wait(timeout=timeout_s)
+            process.wait(timeout=wait_s)
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+            continue
     return process.returncode
 
 
