@@ -17,6 +17,7 @@ from sanic.exceptions import InvalidUsage
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot.channels.admission import in_turn
 from bot.channels.identity import MAX_ID_LENGTH, conversation_id
 from bot.channels.text import user_text
 
@@ -57,7 +58,7 @@ class RestInput(rest.RestInput):
         return "rest"
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        webhook = super().blueprint(on_new_message)
+        webhook = super().blueprint(in_turn(on_new_message))
 
         @webhook.on_request
         async def refuse_bad_bodies(request: Request) -> Optional[HTTPResponse]:

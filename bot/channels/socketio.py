@@ -22,6 +22,7 @@ from rasa.core.channels import socketio
 from rasa.core.channels.channel import UserMessage
 from sanic import Blueprint
 
+from bot.channels.admission import in_turn
 from bot.channels.identity import MAX_ID_LENGTH, conversation_id
 from bot.channels.text import user_text
 from bot.secrets import SOCKETIO_SESSION_KEY
@@ -59,6 +60,7 @@ class SocketIOInput(socketio.SocketIOInput):
         # Rasa's blueprint (its socket.io server, connect with the optional JWT check), with this
         # class's handlers in place of Rasa's for sessions and messages: registering an event again
         # replaces its handler.
+        on_new_message = in_turn(on_new_message)
         webhook = super().blueprint(on_new_message)
         sio = self.sio
         # engineio drops a connection whose message exceeds this (1 MB by default): the user would get

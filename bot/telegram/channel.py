@@ -26,6 +26,7 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
 
+from bot.channels.admission import in_turn
 from bot.channels.identity import conversation_id, local_id
 from bot.channels.text import user_text
 from bot.telegram.format import split_message, to_markdown_v2
@@ -127,6 +128,7 @@ class TelegramInput(InputChannel):
         return TelegramOutput(self.bot) if self.settings else None
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        on_new_message = in_turn(on_new_message)
         telegram = Blueprint("telegram_webhook", __name__)
 
         @telegram.route("/", methods=["GET"])
