@@ -1,8 +1,10 @@
 """Rasa input channels for REST and socket.io (Telegram's is bot/telegram/channel.py), and what
 every channel shares: conversation ids that say which channel they belong to, user text cleaned
-before Rasa sees it, one queue for the messages a process works on at once, and an apology instead
-of silence when a custom action cannot run."""
+before Rasa sees it, one queue for the messages a process works on at once, an apology instead of
+silence when a custom action cannot run, and Rasa's check of the action server's answers without
+its cost."""
 
-from bot.channels import action_failures
+from bot.channels import action_failures, action_results
 
 action_failures.install()
+action_results.install()
