@@ -24,7 +24,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from bench.machine import code_version, load_average, machine_info
 from bot import services
 from bot.engines import haproxy
-from loadtest import report
+from loadtest import cpu, report
 from loadtest.ledger import audit
 from loadtest.stack import running
 from loadtest.swarm import run as run_swarm
@@ -83,7 +83,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"[loadtest] {replicas} replica(s): starting the bot (log: {work}/run-{replicas}.log)", flush=True)
         with running(project, replicas, work / f"run-{replicas}.log") as bot:
             print(f"[loadtest] {args.users} conversations x {args.messages} messages", flush=True)
-            started = time.monotonic()
+            started, cpu_before = time.monotonic(), cpu.snapshot(bot.process.pid)
             swarm = run_swarm(
                 bot.url,
                 args.users,
@@ -93,7 +93,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 args.socketio_share,
                 args.think_time,
             )
-            duration = time.monotonic() - started
+            duration, cpu_spent = time.monotonic() - started, cpu.spent(cpu_before, cpu.snapshot(bot.process.pid))
             checked = audit(swarm.ledger, bot.log_url)
             balancer = haproxy.replica_stats(project / ".run" / "haproxy") if replicas > 1 else {}
         print(f"[loadtest] {replicas} replica(s): {checked}", flush=True)
@@ -104,6 +104,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 "duration_s": duration,
                 "audit": asdict(checked),
                 "replica_stats": balancer,
+                "cpu_s": cpu_spent,
                 "stats": swarm.stats,
                 "history": swarm.history,
             }

@@ -74,6 +74,7 @@ def _markdown(results: Dict[str, Any], plot: str) -> str:
             "",
             *table,
             "",
+            *_cpu_table(runs, machine["cores"]),
             *_replica_table(runs),
             f"![latency and throughput over time]({plot})",
             "",
@@ -114,6 +115,37 @@ def _replica_table(runs: List[Dict[str, Any]]) -> List[str]:
             "",
         ]
     return lines
+
+
+def _cpu_table(runs: List[Dict[str, Any]], cores: int) -> List[str]:
+    """CPU time per message sent, by part of the stack: what bounds the throughput."""
+    runs = [run for run in runs if run.get("cpu_s")]
+    if not runs:
+        return []
+    parts = sorted(
+        {part for run in runs for part in run["cpu_s"]}, key=lambda part: -max(r["cpu_s"].get(part, 0) for r in runs)
+    )
+
+    def per_message(run: Dict[str, Any], seconds: float) -> str:
+        return f"{1000 * seconds / max(run['messages'], 1):.1f}"
+
+    header = "| part | " + " | ".join(f"{run['replicas']} replica(s)" for run in runs) + " |"
+    return [
+        "CPU time per message sent (ms), by part of the stack, from the start of the load to its end "
+        f"(`loadtest/cpu.py`); the last row is the share of the {cores} cores that was busy:",
+        "",
+        header,
+        "| --- |" + " ---: |" * len(runs),
+        *(
+            f"| {part} | " + " | ".join(per_message(run, run["cpu_s"].get(part, 0.0)) for run in runs) + " |"
+            for part in parts
+        ),
+        "| **all** | " + " | ".join(f"**{per_message(run, sum(run['cpu_s'].values()))}**" for run in runs) + " |",
+        "| cores busy | "
+        + " | ".join(f"{100 * sum(run['cpu_s'].values()) / (run['duration_s'] * cores):.0f} %" for run in runs)
+        + " |",
+        "",
+    ]
 
 
 def _percentiles(run: Dict[str, Any], name: str) -> str:

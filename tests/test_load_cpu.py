@@ -1,0 +1,52 @@
+"""The load test's CPU accounting (loadtest/cpu.py): each service's processes named by their real
+command lines, and CPU time counted between two snapshots."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bot import services
+from bot.engines import haproxy, redis
+from bot.engines.postgres import Postgres
+from loadtest import cpu
+
+
+@pytest.mark.parametrize(
+    "command, part",
+    [
+        (services.rasa(5005, "token").command, "Rasa"),
+        (services.actions(5055).command, "action server"),
+        (services.triton(8000, 8001, 8002).command, "Triton"),
+        (["/opt/pytriton/tritonserver/bin/tritonserver", "--model-repository", "models/triton"], "Triton"),
+        (["/opt/pytriton/tritonserver/backends/python/triton_python_backend_stub", "models/x"], "Triton"),
+        (services.widget(8080, "http://localhost:5005").command, "widget"),
+        ([sys.executable, "-m", "bot", "run", "--replicas", "3", "--postgres-port", "5433"], cpu.OTHER),
+        (["postgres: checkpointer"], "PostgreSQL"),
+    ],
+)
+def test_each_service_is_named_by_its_command_line(command, part):
+    assert cpu.part_of([str(word) for word in command]) == part
+
+
+def test_the_engines_command_lines_are_named(tmp_path):
+    assert cpu.part_of(Postgres(5433, base=tmp_path).service().command) == "PostgreSQL"
+    assert cpu.part_of(redis.service(6380, "pw", tmp_path).command) == "Redis"
+    assert cpu.part_of(haproxy.service("127.0.0.1", 5005, [5006], tmp_path).command) == "HAProxy"
+
+
+def test_cpu_between_snapshots_is_counted_for_the_tree_and_for_exited_children():
+    before = cpu.snapshot(os.getpid())
+    deadline = time.process_time() + 0.3
+    while time.process_time() < deadline:  # this process works
+        pass
+    subprocess.run(
+        [sys.executable, "-c", "import time\nt = time.process_time() + 0.3\nwhile time.process_time() < t: pass"]
+    )
+    spent = cpu.spent(before, cpu.snapshot(os.getpid()))
+    assert spent[cpu.OTHER] >= 0.3
+    assert spent[cpu.LOAD_GENERATOR] >= 0.3
