@@ -42,4 +42,4 @@ def validate_action_result(self: RemoteAction, result: Dict[Text, Any]) -> bool:
 
 def install() -> None:
     """Replace RemoteAction._validate_action_result (once per process)."""
-    RemoteAction._validate_action_result = validate_action_result  # type: ignore[method-assign]
+    RemoteAction._validate_action_result = validate_action_result
