@@ -50,6 +50,10 @@ def pytest_collection_modifyitems(items) -> None:
     for item in items:
         if SLOW_FIXTURES.intersection(item.fixturenames):
             item.add_marker(pytest.mark.slow)
+    # The fresh machine's test waits for the script started once collection ends (its minutes of
+    # downloads run beside the other tests): it goes last, after pytest-randomly's order, so that it
+    # never waits for the script while other tests could run.
+    items.sort(key=lambda item: item.module.__name__ == fresh_machine.__name__)
 
 
 def pytest_collection_finish(session) -> None:
