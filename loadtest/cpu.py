@@ -60,10 +60,12 @@ def snapshot(root_pid: int) -> Snapshot:
 
 
 def spent(before: Snapshot, after: Snapshot) -> Dict[str, float]:
-    """CPU seconds by part between two snapshots (processes seen in both), the load generator included."""
+    """CPU seconds by part between two snapshots, the load generator included. A process started in
+    between (a PostgreSQL backend for a new connection) counts whole; one that ended in between is
+    missed."""
     parts: Dict[str, float] = {}
     for pid, (part, seconds) in after.by_process.items():
-        if pid in before.by_process:
-            parts[part] = parts.get(part, 0.0) + seconds - before.by_process[pid][1]
+        earlier = before.by_process[pid][1] if pid in before.by_process else 0.0
+        parts[part] = parts.get(part, 0.0) + seconds - earlier
     parts[LOAD_GENERATOR] = after.children_s - before.children_s
     return parts

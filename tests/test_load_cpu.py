@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import psutil
 import pytest
 
 from bot import services
@@ -39,14 +40,17 @@ def test_the_engines_command_lines_are_named(tmp_path):
     assert cpu.part_of(haproxy.service("127.0.0.1", 5005, [5006], tmp_path).command) == "HAProxy"
 
 
-def test_cpu_between_snapshots_is_counted_for_the_tree_and_for_exited_children():
+def test_cpu_between_snapshots_counts_the_tree_new_processes_whole_and_exited_children():
+    burn = "import sys, time\nt = time.process_time() + 0.3\nwhile time.process_time() < t: pass\nsys.stdin.read()"
     before = cpu.snapshot(os.getpid())
     deadline = time.process_time() + 0.3
     while time.process_time() < deadline:  # this process works
         pass
-    subprocess.run(
-        [sys.executable, "-c", "import time\nt = time.process_time() + 0.3\nwhile time.process_time() < t: pass"]
-    )
+    subprocess.run([sys.executable, "-c", burn], input="", text=True)  # exited: the load generator's share
+    started = subprocess.Popen([sys.executable, "-c", burn], stdin=subprocess.PIPE)  # new and running: counts whole
+    while sum(psutil.Process(started.pid).cpu_times()[:2]) < 0.29:
+        time.sleep(0.05)
     spent = cpu.spent(before, cpu.snapshot(os.getpid()))
-    assert spent[cpu.OTHER] >= 0.3
+    started.communicate()
+    assert spent[cpu.OTHER] >= 0.6
     assert spent[cpu.LOAD_GENERATOR] >= 0.3
