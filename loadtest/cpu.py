@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import resource
 from dataclasses import dataclass
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import psutil
 
@@ -31,7 +31,7 @@ LOAD_GENERATOR = "load generator (Locust)"
 
 @dataclass(frozen=True)
 class Snapshot:
-    by_process: Dict[int, "tuple[str, float]"]  # pid -> (part, CPU seconds so far)
+    by_process: Dict[int, Tuple[str, float]]  # pid -> (part, CPU seconds so far)
     children_s: float  # CPU seconds of this process's exited children
 
 

@@ -7,6 +7,7 @@ tests/test_replicas.py on a copy of the bot the suite trained. One replica is th
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -102,10 +103,8 @@ def stop(process: subprocess.Popen, timeout_s: float = 90.0) -> int:
         if process.poll() is not None:
             break
         os.killpg(process.pid, sig)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=wait_s)
-        except subprocess.TimeoutExpired:
-            continue
     return process.returncode
 
 
