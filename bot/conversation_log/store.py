@@ -22,7 +22,10 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.utils.io import read_config_file
 from sqlalchemy.orm import sessionmaker
 
+from bot.conversation_log import event_classes
 from bot.conversation_log.redaction import Redactor
+
+event_classes.install()
 
 URL_VARIABLE = "LOG_STORE_URL"
 DEFAULT_DB = "logs/conversations.db"
@@ -120,6 +123,12 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
         self.engine.dispose()
         self.engine = sa.create_engine(url, hide_parameters=True, pool_pre_ping=True, **create_engine_kwargs(url))
         self.sessionmaker = sessionmaker(bind=self.engine)
+
+    def _event_query(self, session: Any, sender_id: str, fetch_events_from_all_sessions: bool) -> Any:
+        """Rasa's query for a conversation's events, asking for their JSON only: reading a tracker
+        needs nothing else, and building an ORM object per stored event cost more than the query."""
+        query = super()._event_query(session, sender_id, fetch_events_from_all_sessions)
+        return query.with_entities(self.SQLEvent.data)
 
     def _additional_events(self, session: Any, tracker: DialogueStateTracker) -> Iterator[Event]:
         """The new events, as SQLTrackerStore.save serialises them, with message texts redacted."""
