@@ -1,10 +1,11 @@
 """Rasa input channels for REST and socket.io (Telegram's is bot/telegram/channel.py), and what
 every channel shares: conversation ids that say which channel they belong to, user text cleaned
 before Rasa sees it, one queue for the messages a process works on at once, an apology instead of
-silence when a custom action cannot run, and Rasa's check of the action server's answers without
-its cost."""
+silence when a custom action cannot run, Rasa's check of the action server's answers without its
+cost, and the loaded model kept out of the garbage collector's walks."""
 
-from bot.channels import action_failures, action_results
+from bot.channels import action_failures, action_results, frozen_model
 
 action_failures.install()
 action_results.install()
+frozen_model.install()
