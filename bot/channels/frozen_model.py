@@ -2,9 +2,10 @@
 
 Once its model is loaded, a Rasa process holds about a million objects (TensorFlow's graph, the
 policies, the domain). Python's full collection walks every one of them: 0.6 s on two cores, during
-which the process answers nobody. Those objects live as long as the model, so after each load (at start, and each model the model
-server or remote storage brings) they are collected once and frozen: later collections walk only
-what came after. The model a new one replaces is unfrozen first, so its garbage is still freed.
+which the process answers nobody. Those objects live as long as the model, so after each load (at
+start, and each model the model server or remote storage brings) they are collected once and
+frozen: later collections walk only what came after. The model a new one replaces is unfrozen
+first, so its garbage is still freed.
 """
 
 from __future__ import annotations
