@@ -40,6 +40,10 @@ def test_the_engines_command_lines_are_named(tmp_path):
     assert cpu.part_of(haproxy.service("127.0.0.1", 5005, [5006], tmp_path).command) == "HAProxy"
 
 
+# The kernel counts CPU time in clock ticks, and each snapshot may land mid-tick.
+TICK = 1 / os.sysconf("SC_CLK_TCK")
+
+
 def test_cpu_between_snapshots_counts_the_tree_new_processes_whole_and_exited_children():
     burn = "import sys, time\nt = time.process_time() + 0.3\nwhile time.process_time() < t: pass\nsys.stdin.read()"
     before = cpu.snapshot(os.getpid())
@@ -52,5 +56,5 @@ def test_cpu_between_snapshots_counts_the_tree_new_processes_whole_and_exited_ch
         time.sleep(0.05)
     spent = cpu.spent(before, cpu.snapshot(os.getpid()))
     started.communicate()
-    assert spent[cpu.OTHER] >= 0.6
-    assert spent[cpu.LOAD_GENERATOR] >= 0.3
+    assert spent[cpu.OTHER] >= 0.3 + 0.29 - 2 * TICK
+    assert spent[cpu.LOAD_GENERATOR] >= 0.3 - TICK
