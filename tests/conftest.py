@@ -196,6 +196,21 @@ def trained_bot(tmp_path_factory, triton) -> TrainedBot:
     return TrainedBot(project, project / "models" / "bot.tar.gz", result.stdout + result.stderr)
 
 
+def run_with_trained_bot(bot: TrainedBot, triton: Triton, code: str, *args: str) -> str:
+    """The last line `code` prints, run in a Python process of its own (as `rasa run` is, with a heap
+    of its own) in the trained bot's project, given the model's path and `args`."""
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(bot.model), *args],
+        cwd=bot.project,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "TRITON_URL": triton.url},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout.strip().splitlines()[-1]
+
+
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[Postgres]:
     """A real PostgreSQL (Debian's packages) of the test module's own."""

@@ -4,12 +4,11 @@ trained bot: its objects are frozen once loaded, and a model that a new one repl
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
+
+from tests.conftest import run_with_trained_bot
 
 pytestmark = pytest.mark.slow
 
@@ -30,16 +29,7 @@ LOAD_TWICE = textwrap.dedent(
 
 
 def test_a_loaded_model_is_frozen_and_the_model_it_replaces_is_freed(trained_bot, triton) -> None:
-    result = subprocess.run(
-        [sys.executable, "-c", LOAD_TWICE, str(trained_bot.model)],
-        cwd=trained_bot.project,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "TRITON_URL": triton.url},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    first, second = json.loads(result.stdout.strip().splitlines()[-1])
+    first, second = json.loads(run_with_trained_bot(trained_bot, triton, LOAD_TWICE))
     assert first["frozen"] > 100_000  # TensorFlow, the policies, the domain: out of the collector's walks
     assert first["young"] < 1_000 and second["young"] < 1_000  # nothing left for a full collection to walk
     # The first model's objects were unfrozen and collected, not kept beside the second's: on the

@@ -6,15 +6,13 @@ test's conversation and predicts its actions, once in a process that imports the
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pytest
 
 from loadtest.script import script
+from tests.conftest import run_with_trained_bot
 
 pytestmark = pytest.mark.slow
 
@@ -69,16 +67,7 @@ PREDICT = textwrap.dedent(
 
 
 def predict(trained_bot, triton, mode: str) -> dict:
-    result = subprocess.run(
-        [sys.executable, "-c", PREDICT, str(trained_bot.model), mode, json.dumps(script(20))],
-        cwd=trained_bot.project,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "TRITON_URL": triton.url},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return json.loads(run_with_trained_bot(trained_bot, triton, PREDICT, mode, json.dumps(script(20))))
 
 
 def test_the_prediction_graph_without_dask_and_overruled_policies_gives_rasas_predictions(trained_bot, triton):
