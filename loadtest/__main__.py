@@ -84,15 +84,16 @@ def main(argv: Optional[List[str]] = None) -> int:
         with running(project, replicas, work / f"run-{replicas}.log") as bot:
             print(f"[loadtest] {args.users} conversations x {args.messages} messages", flush=True)
             started, cpu_before = time.monotonic(), cpu.snapshot(bot.process.pid)
-            swarm = run_swarm(
-                bot.url,
-                args.users,
-                args.messages,
-                work / f"locust-{replicas}",
-                args.spawn_rate,
-                args.socketio_share,
-                args.think_time,
-            )
+            with cpu.Timeline() as timeline:
+                swarm = run_swarm(
+                    bot.url,
+                    args.users,
+                    args.messages,
+                    work / f"locust-{replicas}",
+                    args.spawn_rate,
+                    args.socketio_share,
+                    args.think_time,
+                )
             duration, cpu_spent = time.monotonic() - started, cpu.spent(cpu_before, cpu.snapshot(bot.process.pid))
             checked = audit(swarm.ledger, bot.log_url)
             balancer = haproxy.replica_stats(project / ".run" / "haproxy") if replicas > 1 else {}
@@ -105,6 +106,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 "audit": asdict(checked),
                 "replica_stats": balancer,
                 "cpu_s": cpu_spent,
+                "cpu_timeline": timeline.samples,
                 "stats": swarm.stats,
                 "history": swarm.history,
             }

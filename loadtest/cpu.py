@@ -1,15 +1,20 @@
-"""The CPU time each part of the stack spends during a load test: where a message's cost goes.
+"""The CPU time each part of the stack spends during a load test: where a message's cost goes, and
+what a slow stretch of the load coincided with.
 
 Throughput on two cores is their CPU time divided by the CPU time per message, so this says what
 to make cheaper. The bot's services are the processes under `python -m bot run`; the load
-generator is this process's children (Locust), counted once they have exited.
+generator is this process's children (Locust), counted once they have exited. The timeline adds,
+second by second, the cores the rest of the machine used and those the host took (steal).
 """
 
 from __future__ import annotations
 
+import os
 import resource
-from dataclasses import dataclass
-from typing import Dict, List, Tuple
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Tuple
 
 import psutil
 
@@ -24,9 +29,12 @@ PARTS = [
     ("Redis", ("redis-server",)),
     ("HAProxy", ("haproxy",)),
     ("widget", ("bot", "widget")),
+    ("load generator (Locust)", ("-m", "locust")),
 ]
 OTHER = "other"
 LOAD_GENERATOR = "load generator (Locust)"
+OUTSIDE = "outside the test"  # every other process on the machine, and the kernel's own work
+STOLEN = "taken by the host"  # steal time: a virtual CPU ready to run while the host ran something else
 
 
 @dataclass(frozen=True)
@@ -60,12 +68,53 @@ def snapshot(root_pid: int) -> Snapshot:
 
 
 def spent(before: Snapshot, after: Snapshot) -> Dict[str, float]:
-    """CPU seconds by part between two snapshots, the load generator included. A process started in
-    between (a PostgreSQL backend for a new connection) counts whole; one that ended in between is
-    missed."""
+    """CPU seconds by part between two snapshots, the load generator's exited processes included."""
+    parts = _live(before, after)
+    parts[LOAD_GENERATOR] = parts.get(LOAD_GENERATOR, 0.0) + after.children_s - before.children_s
+    return parts
+
+
+def _live(before: Snapshot, after: Snapshot) -> Dict[str, float]:
+    """CPU seconds by part of the processes alive at `after`: one started in between (a PostgreSQL
+    backend for a new connection) counts whole; one that ended in between is missed."""
     parts: Dict[str, float] = {}
     for pid, (part, seconds) in after.by_process.items():
         earlier = before.by_process[pid][1] if pid in before.by_process else 0.0
         parts[part] = parts.get(part, 0.0) + seconds - earlier
-    parts[LOAD_GENERATOR] = after.children_s - before.children_s
     return parts
+
+
+@dataclass
+class Timeline:
+    """Cores busy each second, by part of the stack (this process and its children), by the rest of the
+    machine (OUTSIDE) and taken by the host (STOLEN), sampled in a thread while the context is open."""
+
+    interval_s: float = 1.0
+    samples: List[Tuple[float, Dict[str, float]]] = field(default_factory=list)  # (Unix time, part -> cores)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def __enter__(self) -> "Timeline":
+        self._thread = threading.Thread(target=self._sample, name="cpu timeline", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        before, machine_before, at_before = snapshot(os.getpid()), psutil.cpu_times(), time.monotonic()
+        while not self._stop.wait(self.interval_s):
+            after, machine_after, at = snapshot(os.getpid()), psutil.cpu_times(), time.monotonic()
+            seconds = at - at_before
+            cores = {part: used / seconds for part, used in _live(before, after).items()}
+            busy = _busy(machine_after) - _busy(machine_before)
+            cores[OUTSIDE] = max(busy / seconds - sum(cores.values()), 0.0)
+            cores[STOLEN] = (machine_after.steal - machine_before.steal) / seconds
+            self.samples.append((time.time(), cores))
+            before, machine_before, at_before = after, machine_after, at
+
+
+def _busy(times: Any) -> float:
+    """CPU seconds the machine's cores spent running something, since boot."""
+    return times.user + times.nice + times.system + times.irq + times.softirq

@@ -1,4 +1,5 @@
-"""docs/load.md from the load tests' results: a table per run and plots of latency and throughput."""
+"""docs/load.md from the load tests' results: a table per run and plots of latency, throughput and
+the cores busy over time (the test's own, the rest of the machine's, the host's)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 import matplotlib
+
+from loadtest.cpu import OUTSIDE, STOLEN
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -38,6 +41,8 @@ def _markdown(results: Dict[str, Any], plot: str) -> str:
         ("socket.io p50 / p95 / p99 (ms)", lambda r: _percentiles(r, "socket.io message")),
         ("throughput (messages/s)", _throughput),
         ("wall time (s)", lambda r: f"{r['duration_s']:.0f}"),
+        ("most cores busy outside the test in a second", lambda r: _busiest(r, OUTSIDE)),
+        ("most cores taken by the host in a second", lambda r: _busiest(r, STOLEN)),
     ]
     table = [header, "| --- |" + " ---: |" * len(runs)]
     table += [f"| {label} | " + " | ".join(cell(run) for run in runs) + " |" for label, cell in rows]
@@ -76,7 +81,11 @@ def _markdown(results: Dict[str, Any], plot: str) -> str:
             "",
             *_cpu_table(runs, machine["cores"]),
             *_replica_table(runs),
-            f"![latency and throughput over time]({plot})",
+            "The plot's last panel is the cores busy each second: the test's (the bot and the load generator), "
+            "the rest of the machine's, and those the host took from this virtual machine (steal). A slow "
+            "stretch with the test's cores idle and the others busy is the machine's, not the bot's.",
+            "",
+            f"![latency, throughput and cores busy over time]({plot})",
             "",
         ]
     )
@@ -156,7 +165,7 @@ def _percentiles(run: Dict[str, Any], name: str) -> str:
 
 
 def _plot(runs: List[Dict[str, Any]], path: Path) -> None:
-    figure, (latency, throughput) = plt.subplots(2, 1, figsize=(9, 7), sharex=True)
+    figure, (latency, throughput, cores) = plt.subplots(3, 1, figsize=(9, 10), sharex=True)
     for run in runs:
         history = [row for row in run["history"] if row["50%"] not in ("N/A", "")]
         if not history:
@@ -167,14 +176,28 @@ def _plot(runs: List[Dict[str, Any]], path: Path) -> None:
         latency.plot(seconds, [float(row["50%"]) for row in history], label=f"{label} p50")
         latency.plot(seconds, [float(row["95%"]) for row in history], linestyle="--", label=f"{label} p95")
         throughput.plot(seconds, [float(row["Requests/s"]) for row in history], label=label)
+        timeline = run.get("cpu_timeline") or []
+        at = [t - start for t, _ in timeline]
+        test = [sum(c for part, c in used.items() if part not in (OUTSIDE, STOLEN)) for _, used in timeline]
+        cores.plot(at, test, label=f"{label}: the test")
+        cores.plot(at, [used[OUTSIDE] for _, used in timeline], linestyle="--", label=f"{label}: {OUTSIDE}")
+        cores.plot(at, [used[STOLEN] for _, used in timeline], linestyle=":", label=f"{label}: {STOLEN}")
     latency.set_ylabel("latency (ms)")
     latency.legend()
     throughput.set_ylabel("messages/s")
-    throughput.set_xlabel("seconds since the first answer")
     throughput.legend()
+    cores.set_ylabel("cores busy")
+    cores.set_xlabel("seconds since the first answer")
+    cores.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+def _busiest(run: Dict[str, Any], part: str) -> str:
+    """The most cores `part` used in any one second of the load (n/a for runs recorded without a timeline)."""
+    timeline = run.get("cpu_timeline") or []
+    return f"{max(used[part] for _, used in timeline):.2f}" if timeline else "n/a"
 
 
 def _throughput(run: Dict[str, Any]) -> str:

@@ -58,3 +58,18 @@ def test_cpu_between_snapshots_counts_the_tree_new_processes_whole_and_exited_ch
     started.communicate()
     assert spent[cpu.OTHER] >= 0.3 + 0.29 - 2 * TICK
     assert spent[cpu.LOAD_GENERATOR] >= 0.3 - TICK
+
+
+def test_timeline_tells_the_tests_own_cores_from_the_rest_of_the_machine():
+    burn = "import time\nt = time.process_time() + 1.0\nwhile time.process_time() < t: pass"
+    with cpu.Timeline(interval_s=0.25) as timeline:
+        subprocess.run([sys.executable, "-c", burn])  # a child of this process: the test's own
+        ours = len(timeline.samples)
+        # Its shell exits at once, so the burner is nobody's child here: the rest of the machine.
+        subprocess.run(["sh", "-c", f"{sys.executable} -c '{burn}' > /dev/null 2>&1 &"])
+        time.sleep(1.5)
+    first, second = timeline.samples[:ours], timeline.samples[ours + 1 :]
+    assert max(cores[cpu.OTHER] for _, cores in first) > 0.5
+    assert max(cores[cpu.OUTSIDE] for _, cores in second) > 0.5
+    assert max(cores[cpu.OTHER] for _, cores in second) < 0.3
+    assert all(cores[cpu.STOLEN] >= 0 for _, cores in timeline.samples)
