@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -513,6 +514,36 @@ def test_a_slot_filled_from_an_email_survives_save_and_retrieve(backend, postgre
     assert spans == [("email", "[EMAIL]", "[EMAIL]"), ("order_id", "12345", "12345")]
     stories = story_export.render(read_events(url), domain, Redactor(), None, None)  # the slot, redacted
     assert EMAIL not in stories and "- email: '[EMAIL]'" in stories and "[12345](order_id)" in stories
+
+
+def test_a_sqlite_log_is_read_while_another_connection_writes_to_it(tmp_path):
+    """The SQLite log is kept in write-ahead-log mode: a conversation is read back while another
+    connection holds the file's exclusive write lock. In SQLite's default rollback journal the read
+    would wait for that lock, then fail with "database is locked"."""
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import UserUttered
+
+    from bot.conversation_log.store import RedactingSQLTrackerStore
+
+    path = tmp_path / "conversations.db"
+    store = RedactingSQLTrackerStore(Domain.from_dict({"intents": ["greet"]}), db=str(path))
+
+    async def save_then_read_while_locked():
+        tracker = await store.get_or_create_tracker("carol")
+        tracker.update(UserUttered("hello", {"name": "greet", "confidence": 1.0}))
+        await store.save(tracker)
+        writer = sqlite3.connect(path, isolation_level=None, timeout=0)
+        try:
+            writer.execute("BEGIN EXCLUSIVE")
+            writer.execute("INSERT INTO events (sender_id, type_name, data) VALUES ('dave', 'user', '{}')")
+            return await store.retrieve("carol")
+        finally:
+            writer.close()
+
+    read = asyncio.run(save_then_read_while_locked())
+    assert [event.text for event in read.events if isinstance(event, UserUttered)] == ["hello"]
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
