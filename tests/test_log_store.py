@@ -546,6 +546,37 @@ def test_a_sqlite_log_is_read_while_another_connection_writes_to_it(tmp_path):
         assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
+def test_rasa_answers_others_while_a_save_waits_for_the_database(tmp_path):
+    """A save whose commit waits (here for another connection's write lock; in production for the
+    disk) leaves Rasa's event loop free: another conversation is read meanwhile, and the save ends
+    once the lock is released. On the event loop, the save would hold it until SQLite gave up."""
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import UserUttered
+
+    from bot.conversation_log.store import RedactingSQLTrackerStore
+
+    path = tmp_path / "conversations.db"
+    store = RedactingSQLTrackerStore(Domain.from_dict({"intents": ["greet"]}), db=str(path))
+
+    async def save_while_locked():
+        tracker = await store.get_or_create_tracker("erin")
+        tracker.update(UserUttered("hello", {"name": "greet", "confidence": 1.0}))
+        writer = sqlite3.connect(path, isolation_level=None)
+        writer.execute("BEGIN IMMEDIATE")
+        saving = asyncio.create_task(store.save(tracker))
+        assert await store.retrieve("frank") is None  # answered while the save waits
+        await asyncio.sleep(0.2)
+        waited = not saving.done()
+        writer.execute("ROLLBACK")
+        writer.close()
+        await saving
+        return waited, await store.retrieve("erin")
+
+    waited, stored = asyncio.run(save_while_locked())
+    assert waited
+    assert [event.text for event in stored.events if isinstance(event, UserUttered)] == ["hello"]
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_review_export_lists_the_least_confident_first(reviews, backend, tmp_path):
     from rasa.shared.nlu.training_data.loading import load_data

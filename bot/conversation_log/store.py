@@ -8,6 +8,7 @@ The review export and the report read the same database back with `read_events`.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import itertools
 import json
@@ -140,6 +141,22 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
             return None
         return DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
 
+    async def save(self, tracker: DialogueStateTracker) -> None:
+        """SQLTrackerStore.save with its database work in a worker thread. The commit waits for the
+        disk (SQLite's file, or PostgreSQL's log): a sync on the 2-core VM takes 0.5 ms at p50 but 50 ms
+        at p99 and up to 350 ms, and Rasa's event loop, which calls save, answered nobody meanwhile.
+        Rasa holds the conversation's lock until save returns, so nothing changes the tracker meanwhile."""
+        await self.stream_events(tracker)
+        await asyncio.to_thread(self._insert_new_events, tracker)
+
+    def _insert_new_events(self, tracker: DialogueStateTracker) -> None:
+        """SQLTrackerStore.save's rows: the events not stored yet, redacted, in one transaction."""
+        with self.session_scope() as session:
+            rows = [_row(tracker.sender_id, event.as_dict()) for event in self._additional_events(session, tracker)]
+            if rows:
+                session.execute(EVENTS.insert(), rows)
+            session.commit()
+
     def _additional_events(self, session: Any, tracker: DialogueStateTracker) -> Iterator[Event]:
         """The events of the tracker's session not stored yet, as SQLTrackerStore.save finds them
         (by counting the session's stored events), with message texts redacted."""
@@ -148,6 +165,18 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
             data = event.as_dict()
             redacted = self.redactor.redact_event(data)
             yield event if redacted is data else Event.from_parameters(redacted)
+
+
+def _row(sender_id: str, data: Dict[str, Any]) -> Dict[str, Any]:
+    """An event's row in Rasa's `events` table, its columns filled as SQLTrackerStore.save fills them."""
+    return {
+        "sender_id": sender_id,
+        "type_name": data.get("event"),
+        "timestamp": data.get("timestamp"),
+        "intent_name": data.get("parse_data", {}).get("intent", {}).get("name"),
+        "action_name": data.get("name"),
+        "data": json.dumps(data),
+    }
 
 
 def _write_ahead_log(connection: Any, _record: Any) -> None:
