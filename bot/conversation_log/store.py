@@ -122,11 +122,13 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
         parameters (message texts, emails) into its error, and Rasa logs that error: this engine leaves
         them out. A database restart kills the pooled connections, and Rasa answers a failed read with a
         fresh conversation in memory: this engine tests a pooled connection before it uses it. A SQLite
-        file is kept in write-ahead-log mode (`_write_ahead_log`)."""
+        file is kept in write-ahead-log mode through pooled connections (`_pooled_sqlite`)."""
         url = self.engine.url
         self.engine.dispose()
-        self.engine = sa.create_engine(url, hide_parameters=True, pool_pre_ping=True, **create_engine_kwargs(url))
-        if url.get_backend_name() == "sqlite":
+        sqlite_file = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
+        kwargs = _pooled_sqlite() if sqlite_file else create_engine_kwargs(url)
+        self.engine = sa.create_engine(url, hide_parameters=True, pool_pre_ping=True, **kwargs)
+        if sqlite_file:
             sa.event.listen(self.engine, "connect", _write_ahead_log)
         self.sessionmaker = sessionmaker(bind=self.engine)
 
@@ -177,6 +179,13 @@ def _row(sender_id: str, data: Dict[str, Any]) -> Dict[str, Any]:
         "action_name": data.get("name"),
         "data": json.dumps(data),
     }
+
+
+def _pooled_sqlite() -> Dict[str, Any]:
+    """Engine settings for a SQLite file: connections kept open in a pool (SQLAlchemy 1.4 opens one per
+    session), shared by the event loop and the savers' threads. When the last connection to a
+    write-ahead log closes, SQLite checkpoints and removes it: three syncs more per save."""
+    return {"poolclass": sa.pool.QueuePool, "connect_args": {"check_same_thread": False}}
 
 
 def _write_ahead_log(connection: Any, _record: Any) -> None:
