@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Tuple
 
 import psutil
 
+LOAD_GENERATOR = "load generator (Locust)"
 # The first rule whose words all appear in a process's command line names its part.
 PARTS = [
     ("Rasa", ("rasa", "run")),
@@ -29,10 +30,9 @@ PARTS = [
     ("Redis", ("redis-server",)),
     ("HAProxy", ("haproxy",)),
     ("widget", ("bot", "widget")),
-    ("load generator (Locust)", ("-m", "locust")),
+    (LOAD_GENERATOR, ("-m", "locust")),
 ]
 OTHER = "other"
-LOAD_GENERATOR = "load generator (Locust)"
 OUTSIDE = "outside the test"  # every other process on the machine, and the kernel's own work
 STOLEN = "taken by the host"  # steal time: a virtual CPU ready to run while the host ran something else
 

@@ -516,22 +516,40 @@ def test_a_slot_filled_from_an_email_survives_save_and_retrieve(backend, postgre
     assert EMAIL not in stories and "- email: '[EMAIL]'" in stories and "[12345](order_id)" in stories
 
 
+def sqlite_log(path: Path):
+    """The log store on the SQLite file `path`, for a domain of one intent."""
+    from rasa.shared.core.domain import Domain
+
+    from bot.conversation_log.store import RedactingSQLTrackerStore
+
+    return RedactingSQLTrackerStore(Domain.from_dict({"intents": ["greet"]}), db=str(path))
+
+
+async def greeting(store, sender: str):
+    """`sender`'s conversation from `store` with "hello" said in it, not saved yet."""
+    from rasa.shared.core.events import UserUttered
+
+    tracker = await store.get_or_create_tracker(sender)
+    tracker.update(UserUttered("hello", {"name": "greet", "confidence": 1.0}))
+    return tracker
+
+
+def user_texts(tracker) -> List[str]:
+    """What the user said in `tracker`, in order."""
+    from rasa.shared.core.events import UserUttered
+
+    return [event.text for event in tracker.events if isinstance(event, UserUttered)]
+
+
 def test_a_sqlite_log_is_read_while_another_connection_writes_to_it(tmp_path):
     """The SQLite log is kept in write-ahead-log mode: a conversation is read back while another
     connection holds the file's exclusive write lock. In SQLite's default rollback journal the read
     would wait for that lock, then fail with "database is locked"."""
-    from rasa.shared.core.domain import Domain
-    from rasa.shared.core.events import UserUttered
-
-    from bot.conversation_log.store import RedactingSQLTrackerStore
-
     path = tmp_path / "conversations.db"
-    store = RedactingSQLTrackerStore(Domain.from_dict({"intents": ["greet"]}), db=str(path))
+    store = sqlite_log(path)
 
     async def save_then_read_while_locked():
-        tracker = await store.get_or_create_tracker("carol")
-        tracker.update(UserUttered("hello", {"name": "greet", "confidence": 1.0}))
-        await store.save(tracker)
+        await store.save(await greeting(store, "carol"))
         writer = sqlite3.connect(path, isolation_level=None, timeout=0)
         try:
             writer.execute("BEGIN EXCLUSIVE")
@@ -540,8 +558,7 @@ def test_a_sqlite_log_is_read_while_another_connection_writes_to_it(tmp_path):
         finally:
             writer.close()
 
-    read = asyncio.run(save_then_read_while_locked())
-    assert [event.text for event in read.events if isinstance(event, UserUttered)] == ["hello"]
+    assert user_texts(asyncio.run(save_then_read_while_locked())) == ["hello"]
     with sqlite3.connect(path) as connection:
         assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
@@ -552,17 +569,11 @@ def test_rasa_answers_others_while_a_save_waits_for_the_database(tmp_path):
     once the lock is released. On the event loop, the save would hold it until SQLite gave up. A
     read of the conversation being saved waits for the save, so it sees the turn (the socket.io
     channel has sent the turn's answers before the save)."""
-    from rasa.shared.core.domain import Domain
-    from rasa.shared.core.events import UserUttered
-
-    from bot.conversation_log.store import RedactingSQLTrackerStore
-
     path = tmp_path / "conversations.db"
-    store = RedactingSQLTrackerStore(Domain.from_dict({"intents": ["greet"]}), db=str(path))
+    store = sqlite_log(path)
 
     async def save_while_locked():
-        tracker = await store.get_or_create_tracker("erin")
-        tracker.update(UserUttered("hello", {"name": "greet", "confidence": 1.0}))
+        tracker = await greeting(store, "erin")
         writer = sqlite3.connect(path, isolation_level=None)
         writer.execute("BEGIN IMMEDIATE")
         saving = asyncio.create_task(store.save(tracker))
@@ -577,7 +588,7 @@ def test_rasa_answers_others_while_a_save_waits_for_the_database(tmp_path):
 
     waited, stored = asyncio.run(save_while_locked())
     assert waited
-    assert [event.text for event in stored.events if isinstance(event, UserUttered)] == ["hello"]
+    assert user_texts(stored) == ["hello"]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -204,9 +204,8 @@ def _pooled_sqlite() -> Dict[str, Any]:
 def _write_ahead_log(connection: Any, _record: Any) -> None:
     """SQLite's write-ahead log for a new connection: a commit appends to one file and syncs it once,
     where the default rollback journal syncs it and the database several times (p50 0.5 ms against
-    8 ms a commit on the 2-core VM, p99 9 against 32). Rasa saves a conversation on its event loop,
-    which answers nobody meanwhile; and readers no longer wait for a writer. Still durable: every
-    commit is synced (synchronous=FULL, SQLite's default)."""
+    8 ms a commit on the 2-core VM, p99 9 against 32), and readers no longer wait for a writer. Still
+    durable: every commit is synced (synchronous=FULL, SQLite's default)."""
     connection.execute("PRAGMA journal_mode=WAL")
 
 
