@@ -43,8 +43,13 @@ class JointIntentTagger(nn.Module):
         in_scope = [name != OUT_OF_SCOPE for name in intents]
         return cls(AutoModel.from_pretrained(base, attn_implementation="eager"), len(intents), tags, in_scope)
 
-    def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        hidden = self.dropout(self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state)
+    def logits(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, bf16: bool = False
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Intent and tag logits; with `bf16` the encoder runs under bfloat16 autocast, the heads in float32."""
+        with torch.autocast(input_ids.device.type, dtype=torch.bfloat16, enabled=bf16):
+            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        hidden = self.dropout(hidden.float())
         return self.intent_head(hidden[:, 0]), self.tag_head(hidden)
 
     def forward(

@@ -166,9 +166,21 @@ def _out_of_scope_threshold(
     return threshold
 
 
-def _loss(model: JointIntentTagger, batch: Dict[str, torch.Tensor]) -> torch.Tensor:
-    """Intent cross-entropy plus tag cross-entropy, each a mean over its labelled items."""
-    intent_logits, tag_logits = model.logits(batch["input_ids"], batch["attention_mask"])
+def bf16_is_native(device: torch.device) -> bool:
+    """Whether this device computes bfloat16 in hardware (CUDA from Ampere on; CPUs with AVX512-BF16
+    or AMX). Elsewhere autocast would emulate it, slower than float32."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return any(
+        getattr(torch.cpu, check, lambda: False)() for check in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    )
+
+
+def _loss(model: JointIntentTagger, batch: Dict[str, torch.Tensor], bf16: bool = False) -> torch.Tensor:
+    """Intent cross-entropy plus tag cross-entropy, each a mean over its labelled items.
+
+    With `bf16` the encoder runs under bfloat16 autocast (weights and optimizer stay float32)."""
+    intent_logits, tag_logits = model.logits(batch["input_ids"], batch["attention_mask"], bf16)
     loss = cross_entropy(tag_logits.flatten(0, 1), batch["tags"].flatten(), ignore_index=IGNORED)
     if (batch["intents"] != IGNORED).any():
         loss = loss + cross_entropy(intent_logits, batch["intents"], ignore_index=IGNORED)
@@ -260,10 +272,13 @@ def _fit(
     named = list(model.named_parameters())
     no_decay = [p for n, p in named if any(k in n.lower() for k in ("bias", "norm"))]
     decay = [p for n, p in named if not any(k in n.lower() for k in ("bias", "norm"))]
+    # One fused kernel for all parameters: the per-parameter loop cost a third of a CPU step.
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=config.learning_rate,
+        fused=True,
     )
+    bf16 = config.mixed_precision and bf16_is_native(device)
     epochs = epochs_to_run(config, len(train))
     steps_per_epoch = -(-len(train) // config.batch_size)
     total_steps = steps_per_epoch * epochs
@@ -276,7 +291,7 @@ def _fit(
         order = _bucketed_order(train, config.batch_size, generator)
         total_loss = 0.0
         for batch in _batches(encoder, train, config.batch_size, order, device):
-            loss = _loss(model, batch)
+            loss = _loss(model, batch, bf16)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()

@@ -52,8 +52,9 @@ def test_same_seed_gives_the_same_model(tiny_bert):
     assert not all(torch.equal(first[name], other[name]) for name in first)
 
 
-def test_one_model_has_both_heads_and_learns_both_tasks(tiny_bert):
-    tuned = fine_tune(tiny_bert, 1, epochs=30, learning_rate=1e-3, patience=30)
+@pytest.mark.parametrize("mixed_precision", [True, False], ids=["bf16-where-native", "float32"])
+def test_one_model_has_both_heads_and_learns_both_tasks(tiny_bert, mixed_precision):
+    tuned = fine_tune(tiny_bert, 1, epochs=30, learning_rate=1e-3, patience=30, mixed_precision=mixed_precision)
     assert tuned.labels.intents == ["cancel", "greet", "status"]
     assert tuned.labels.tags == ["O", "B-order_id||", "I-order_id||"]
     encoder = training.load_encoder(tiny_bert, EncodingSettings())
@@ -71,6 +72,31 @@ def test_one_model_has_both_heads_and_learns_both_tasks(tiny_bert):
     assert tuned.labels.out_of_scope_threshold is not None
     assert [row["epoch"] for row in tuned.history] == list(range(1, 31))
     assert tuned.history[-1]["validation_intent_accuracy"] == 1.0 and tuned.history[-1]["validation_entity_f1"] == 1.0
+
+
+@pytest.mark.skipif(not training.bf16_is_native(torch.device("cpu")), reason="this CPU has no native bfloat16")
+def test_mixed_precision_trains_the_encoder_in_bfloat16_and_keeps_float32_weights(tiny_bert, monkeypatch):
+    """Training steps run the encoder's matrix products in bfloat16; validation (as served) and the
+    weights stay float32."""
+    seen = []  # (training step?, dtype of the encoder's first linear layer's output) per loss
+    original = training._loss
+
+    def spy(model, batch, bf16=False):
+        first_linear = next(m for m in model.encoder.modules() if isinstance(m, torch.nn.Linear))
+        handle = first_linear.register_forward_hook(lambda _m, _i, out: seen.append((bf16, out.dtype)))
+        try:
+            return original(model, batch, bf16)
+        finally:
+            handle.remove()
+
+    monkeypatch.setattr(training, "_loss", spy)
+    tuned = fine_tune(tiny_bert, 1, epochs=1, mixed_precision=True)
+    assert {dtype for step, dtype in seen if step} == {torch.bfloat16}
+    assert {dtype for step, dtype in seen if not step} == {torch.float32}
+    assert {p.dtype for p in tuned.model.parameters()} == {torch.float32}
+    seen.clear()
+    fine_tune(tiny_bert, 1, epochs=1)
+    assert {dtype for _, dtype in seen} == {torch.float32}, "float32 by default"
 
 
 def test_epochs_are_capped_by_the_examples_budget():
