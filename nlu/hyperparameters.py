@@ -26,8 +26,9 @@ class FineTuneConfig:
     max_training_examples: int = 25000
     # Fraction of in-scope validation texts whose out-of-scope score must stay below the threshold.
     in_scope_coverage: float = 0.99
-    # Training steps in bfloat16 autocast where the hardware computes it natively: 1.2-1.8x faster on
-    # an AVX512-BF16 CPU, but slightly worse on average in paired runs (docs/benchmarks.md), so off.
+    # Training steps in bfloat16 autocast where the hardware computes it natively: 1.5x faster a step,
+    # 1.2-1.3x a whole training on an AVX512-BF16 CPU, but slightly worse on average in paired runs
+    # (docs/benchmarks.md), so off.
     mixed_precision: bool = False
 
     @classmethod
