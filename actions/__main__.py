@@ -27,9 +27,10 @@ its actions (cancel orders, open tickets). Set it to a long random value, e.g.
   export {TOKEN_VARIABLE}=$(python -c 'import secrets; print(secrets.token_urlsafe(32))')
 and give Rasa the same value: it sends it from endpoints.yml's action_endpoint headers
   action_endpoint:
-    url: "http://localhost:5055/webhook"
+    url: http://localhost:5055/webhook
     headers:
-      Authorization: "Bearer ${{{TOKEN_VARIABLE}}}"
+      Authorization: Bearer ${{{TOKEN_VARIABLE}}}
+unquoted: Rasa substitutes ${{VARIABLES}} only in plain YAML scalars and sends a quoted one as written.
 """
 
 

@@ -2,8 +2,8 @@
 
 Anyone who can reach an action server can otherwise run its actions (cancel orders, open tickets)
 with a conversation state of their making. Rasa presents the secret with every call: endpoints.yml's
-`action_endpoint` sends the header `Authorization: "Bearer ${ACTION_SERVER_TOKEN}"`. Only GET /health
-stays open, for health checks.
+`action_endpoint` sends the header `Authorization: Bearer ${ACTION_SERVER_TOKEN}` (unquoted, or Rasa
+sends it literally). Only GET /health stays open, for health checks.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ OPEN_ROUTES = {("GET", "/health")}
 REFUSAL = (
     f"This action server answers only calls with the header '{HEADER}: Bearer <{TOKEN_VARIABLE}>'. "
     f"Rasa sends it when endpoints.yml's action_endpoint has headers: "
-    f'{{{HEADER}: "Bearer ${{{TOKEN_VARIABLE}}}"}} and Rasa runs with the action server\'s {TOKEN_VARIABLE}.'
+    f"{{{HEADER}: Bearer ${{{TOKEN_VARIABLE}}}}} (unquoted: Rasa substitutes variables only in plain YAML "
+    f"scalars) and Rasa runs with the action server's {TOKEN_VARIABLE}."
 )
 
 

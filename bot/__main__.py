@@ -68,6 +68,8 @@ def print_secrets(_: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    tokens = secrets.export(RUN_DIR)  # first: endpoints.yml names them, and every service gets them
+    env = dict(os.environ)
     settings = TritonSettings.load(args.endpoints)
     rasa_url = f"http://localhost:{args.port}"
     if args.telegram:
@@ -76,8 +78,6 @@ def run(args: argparse.Namespace) -> int:
         except telegram_polling.PollingStopped as error:
             print(f"Cannot poll Telegram: {error}", file=sys.stderr)
             return 2
-    tokens = secrets.load(RUN_DIR)
-    env = {**os.environ, **tokens}
     if not args.skip_train:
         # Rasa compares the fingerprints of data and config with the newest model and only
         # trains what changed; with nothing changed this takes seconds.

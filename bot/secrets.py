@@ -46,6 +46,14 @@ def load(run_dir: Path) -> Dict[str, str]:
     return {name: os.environ.get(name) or kept[name] for name in NAMES}
 
 
+def export(run_dir: Path) -> Dict[str, str]:
+    """`load`, and every secret put into this process's environment: before anything reads a file that
+    names one (endpoints.yml's ${ACTION_SERVER_TOKEN}), and for every service it starts."""
+    values = load(run_dir)
+    os.environ.update(values)
+    return values
+
+
 def _read(path: Path) -> Dict[str, str]:
     if not path.is_file():
         return {}

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from rasa.shared.utils.io import read_config_file
+import yaml
+from rasa.shared.utils.io import read_yaml
 
 DEFAULT_ENDPOINTS = "endpoints.yml"
 
@@ -35,9 +36,7 @@ class TritonSettings:
         """Settings from endpoints.yml (${VARIABLES} substituted), then TRITON_URL / TRITON_MODEL_REPOSITORY / TRITON_TIMEOUT; the API
         key only from TRITON_API_KEY (a secret: never in a file Rasa users commit)."""
         path = Path(endpoints or endpoints_path())
-        section: Dict[str, Any] = {}
-        if path.is_file():
-            section = read_config_file(str(path)).get("triton") or {}  # ${VARIABLES} substituted, as Rasa does
+        section = endpoints_section(path, "triton")
         url = os.environ.get("TRITON_URL", section.get("url", cls.url))
         return cls(
             url=url,
@@ -50,6 +49,14 @@ class TritonSettings:
             metrics_port=int(section.get("metrics_port", cls.metrics_port)),
             api_key=os.environ.get("TRITON_API_KEY", ""),
         )
+
+
+def endpoints_section(path: Path, name: str) -> Dict[str, Any]:
+    """Section `name` of an endpoints file ({} when there is no file or section), its ${VARIABLES}
+    substituted by Rasa's YAML reader. That section alone: `rasa train` or `python -m bot report`
+    must not need the secrets of the others (the action server's token)."""
+    section = (yaml.safe_load(path.read_text()) or {}).get(name) if path.is_file() else None
+    return read_yaml(yaml.safe_dump(section)) if section else {}
 
 
 def endpoints_path(argv: Optional[List[str]] = None) -> str:

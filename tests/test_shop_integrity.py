@@ -430,4 +430,4 @@ def test_no_token_no_server(token):
     assert result.returncode == 2
     assert "ACTION_SERVER_TOKEN is not set" in result.stderr
     assert "export ACTION_SERVER_TOKEN=$(python -c 'import secrets; print(secrets.token_urlsafe(32))')" in result.stderr
-    assert 'Authorization: "Bearer ${ACTION_SERVER_TOKEN}"' in result.stderr and "endpoints.yml" in result.stderr
+    assert "Authorization: Bearer ${ACTION_SERVER_TOKEN}\n" in result.stderr and "endpoints.yml" in result.stderr

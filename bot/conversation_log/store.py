@@ -22,11 +22,11 @@ from rasa.core.tracker_store import SQLTrackerStore, create_engine_kwargs
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import Event, SessionStarted
 from rasa.shared.core.trackers import DialogueStateTracker
-from rasa.shared.utils.io import read_config_file
 from sqlalchemy.orm import sessionmaker
 
 from bot.conversation_log import event_classes
 from bot.conversation_log.redaction import Redactor
+from nlu.settings import endpoints_section
 
 event_classes.install()
 
@@ -66,8 +66,7 @@ class LogStoreSettings:
     def load(cls, endpoints: str, url: Optional[str] = None) -> "LogStoreSettings":
         """The `tracker_store:` section of `endpoints` (with ${VARIABLES} substituted, as rasa run
         does); `url` (e.g. from --url) overrides its database."""
-        path = Path(endpoints)
-        section = (read_config_file(str(path)) if path.is_file() else {}).get("tracker_store") or {}
+        section = endpoints_section(Path(endpoints), "tracker_store")
         keys = ("url", "dialect", "db", "port", "username", "password", "query")
         return cls(
             url or database_url(**{key: section[key] for key in keys if key in section}),
