@@ -61,9 +61,9 @@ run: setup
 	@if [ "$(REPLICAS)" -gt 1 ]; then scripts/system-deps.sh replicas; fi
 	$(PY) -m bot run --replicas $(REPLICAS)
 
-# Rasa started by hand needs the secrets `make run` generated (.run/secrets.env; the environment's win).
+# A client of the running bot's shell channel, with the token `make run` generated (.run/secrets.env).
 shell: setup
-	eval "$$($(PY) -m bot secrets)" && $(RASA) shell --port 5006 --endpoints endpoints.yml
+	@$(PY) -m bot shell
 
 triton: setup
 	$(PY) -m bot triton

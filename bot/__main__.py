@@ -4,6 +4,7 @@ python -m bot triton     Triton on the model repository named in endpoints.yml
 python -m bot run        train if the data changed, then Triton, actions, Rasa and the web widget together
                          (--replicas N: N Rasa processes behind HAProxy, with PostgreSQL and Redis)
 python -m bot widget     serve the chat widget and its demo page
+python -m bot shell      chat in the terminal with the running bot (its shell channel)
 python -m bot telegram   long-poll Telegram and let the running bot answer
 python -m bot export     logged user messages as NLU YAML to review, or conversations as test stories
 python -m bot report     conversations, intents, fallback rate and confidence for a period (md + png)
@@ -21,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from bot import replicas, secrets, services, widget_server
+from bot import replicas, secrets, services, shell, widget_server
 from bot.conversation_log import cli as conversation_log_cli
 from bot.supervisor import ServiceFailed, Supervisor, handle_stop_signals
 from bot.telegram import polling as telegram_polling
@@ -55,6 +56,10 @@ def widget(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def terminal_chat(args: argparse.Namespace) -> int:
+    return shell.chat(args.rasa_url, secrets.load(RUN_DIR)[secrets.RASA_AUTH_TOKEN])
 
 
 def telegram(args: argparse.Namespace) -> int:
@@ -236,6 +241,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     web.add_argument("--port", type=int, default=int(os.environ.get("WIDGET_PORT", 8080)))
     web.add_argument("--rasa-url", default="http://localhost:5005", help="where the widget finds Rasa's socket.io")
     web.set_defaults(handler=widget)
+
+    terminal = commands.add_parser("shell", help="chat in the terminal with the bot that `make run` serves")
+    terminal.add_argument(
+        "--rasa-url", default=f"http://localhost:{os.environ.get('RASA_PORT', 5005)}", help="the running bot"
+    )
+    terminal.set_defaults(handler=terminal_chat)
 
     poll = commands.add_parser("telegram", help="long-poll Telegram and hand each update to the running bot")
     poll.add_argument("--rasa-url", default="http://localhost:5005", help="the running bot (make run)")

@@ -61,9 +61,12 @@ class RestInput(rest.RestInput):
         webhook = super().blueprint(in_turn(on_new_message))
 
         @webhook.on_request
-        async def refuse_bad_bodies(request: Request) -> Optional[HTTPResponse]:
+        async def refuse_bad_requests(request: Request) -> Optional[HTTPResponse]:
             if request.method != "POST":
                 return None
+            refused = self.refusal(request)
+            if refused is not None:
+                return refused
             try:
                 checked_body(request.json)
             except InvalidUsage:  # not JSON at all
@@ -73,6 +76,10 @@ class RestInput(rest.RestInput):
             return None
 
         return webhook
+
+    def refusal(self, request: Request) -> Optional[HTTPResponse]:
+        """The answer to a caller this channel does not serve, before its body is read (None: served)."""
+        return None
 
     async def _extract_sender(self, request: Request) -> Optional[Text]:
         return conversation_id(self.name(), request.json["sender"])
