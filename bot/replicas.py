@@ -88,9 +88,12 @@ def stack(
     return [[engine] for engine in engines] + [rasas, [haproxy.service(host, port, replica_ports, run_dir / "haproxy")]]
 
 
-def log_store_url(postgres_port: int, password: str = f"${secrets.POSTGRES_PASSWORD}") -> str:
-    """The conversation log's URL; by default with the password as a shell variable, as the banner shows it."""
-    return f"postgresql://postgres:{password}@127.0.0.1:{postgres_port}/{LOG_DATABASE}"
+def log_store_url(
+    postgres_port: int, password: str = f"${secrets.POSTGRES_PASSWORD}", database: str = LOG_DATABASE
+) -> str:
+    """The conversation log's URL (or the shop's, given SHOP_DATABASE); by default with the password as a
+    shell variable, as the banner shows it."""
+    return f"postgresql://postgres:{password}@127.0.0.1:{postgres_port}/{database}"
 
 
 def _endpoints(source: str, redis_port: int, run_dir: Path) -> Path:

@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Dict, Iterator, List, Optional
 
 import pytest
 import yaml
+from playwright.sync_api import Browser, sync_playwright
 
 from bot import secrets, services
 from bot.engines.postgres import Postgres
@@ -42,8 +44,9 @@ FAST_NLU = {"epochs": 4, "learning_rate": 4e-4, "validation_fraction": 0, "max_l
 
 
 # The fixtures that make a test `slow`: Triton (every trained model and Rasa server needs it),
-# PostgreSQL and the browser. `make test-fast` (-m "not slow") runs the rest in a few minutes.
-SLOW_FIXTURES = {"triton", "postgres", "browser"}
+# PostgreSQL, the browser and the shipped bot (`make run`, tests/shipped.py). `make test-fast`
+# (-m "not slow") runs the rest in a few minutes.
+SLOW_FIXTURES = {"triton", "postgres", "browser", "shipped_project"}
 
 
 def pytest_collection_modifyitems(items) -> None:
@@ -217,6 +220,41 @@ def postgres() -> Iterator[Postgres]:
     server = Postgres(free_port(), durable=False).start()
     yield server
     server.stop()
+
+
+# Debian's Chromium, driven by Playwright (the widget's tests).
+CHROMIUM = "/usr/bin/chromium"
+# Root in a container: no sandbox. The rest keeps Chromium from calling home or updating itself.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: `make system-deps` installs Debian's chromium"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="session")
+def shipped_project() -> Iterator[Path]:
+    """A copy of the checkout as shipped, for `make run` (tests/shipped.py); trained by its first run.
+    Not under pytest's root-only folder: `make run REPLICAS=3`'s PostgreSQL runs as the user postgres."""
+    from tests.shipped import checkout_copy  # here: tests.shipped imports this module
+
+    directory = Path(tempfile.mkdtemp(prefix="shipped-"))
+    directory.chmod(0o755)
+    yield checkout_copy(directory)
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -14,29 +14,11 @@ from typing import Iterator
 import httpx
 import pytest
 import yaml
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from bot import services
 from bot.supervisor import Service, Supervisor
 from tests.conftest import RASA_TOKEN, ROOT, free_port, rasa, write_project
-
-CHROMIUM = "/usr/bin/chromium"
-# Root in a container: no sandbox. The rest keeps Chromium from calling home or updating itself.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-# `UPDATE_SCREENSHOT=1 pytest tests/test_widget.py` refreshes the README's picture.
-SCREENSHOT = (
-    ROOT / "docs" / "widget.png"
-    if os.environ.get("UPDATE_SCREENSHOT")
-    else ROOT / "tests" / ".artifacts" / "widget.png"
-)
 
 DOMAIN = yaml.safe_load((ROOT / "domain.yml").read_text())
 GREETING = DOMAIN["responses"]["utter_greet"][0]
@@ -140,15 +122,6 @@ def media_demo_url(media_rasa, tmp_path_factory):
         yield url
 
 
-@pytest.fixture(scope="module")
-def browser():
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: `make system-deps` installs Debian's chromium"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
 def send(page: Page, text: str) -> None:
     page.get_by_label("Message").fill(text)
     page.get_by_label("Message").press("Enter")
@@ -183,8 +156,6 @@ def test_chat_buttons_reload_and_html_shown_as_text(browser, demo_url, bot_serve
     expect(bot.last).to_contain_text("email address on order 12345")
     expect(page.locator(".typing")).to_be_hidden()
     assert page.evaluate("window.typingShown")
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOT))
 
     answers = bot.count()
     send(page, HOSTILE)
