@@ -6,7 +6,7 @@ duplicated (two replicas handling one conversation at once would do that without
 A request that failed on the client's side (a timeout, a refused connection, an HTTP error) proves
 nothing either way: its message may or may not have been stored, and answers the client never saw
 may be. The audit counts those apart, so that loss means loss. An answer can be a failure too: the
-bot's apology when a custom action could not run (bot/channels/action_failures.py) comes with HTTP 200.
+bot's apology when a custom action could not run (bot/rasa_patches/action_failures.py) comes with HTTP 200.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Dict, List, Sequence
 
 import sqlalchemy as sa
 
-from bot.channels.action_failures import APOLOGY
+from bot.rasa_patches.action_failures import APOLOGY
 from bot.conversation_log.redaction import Redactor
 
 

@@ -1,4 +1,4 @@
-"""Rasa's check of the action server's answers (bot/channels/action_results.py): the same verdicts
+"""Rasa's check of the action server's answers (bot/rasa_patches/action_results.py): the same verdicts
 and errors as Rasa's own, with the schema compiled once."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import pytest
 from rasa.core.actions.action import RemoteAction
 
 import bot.channels  # noqa: F401 - installs the check, as credentials.yml's channels do in `rasa run`
-from bot.channels import action_results
+from bot.rasa_patches import action_results
 
 VALID = [
     {"events": [], "responses": []},

@@ -1,4 +1,4 @@
-"""Rasa's lookup of an event's class by type name (bot/conversation_log/event_classes.py): the same
+"""Rasa's lookup of an event's class by type name (bot/rasa_patches/event_classes.py): the same
 answers as Rasa's walk over Event's subclasses, for every event Rasa knows and for the edge cases."""
 
 from __future__ import annotations
@@ -7,13 +7,13 @@ import pytest
 from rasa.shared.core.events import ActionExecuted, Event, UserUttered
 from rasa.shared.utils.common import all_subclasses
 
-import bot.conversation_log.store  # noqa: F401 - installs the table, as endpoints.yml's tracker store does
-from bot.conversation_log import event_classes
+import bot.channels  # noqa: F401 - installs the table, as credentials.yml's channels do in rasa run
+from bot.rasa_patches import event_classes
 
 rasas_walk = event_classes._walk
 
 
-def test_the_conversation_log_installs_it() -> None:
+def test_the_channels_install_it() -> None:
     assert Event.resolve_by_type is event_classes.resolve_by_type
 
 

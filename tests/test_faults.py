@@ -34,10 +34,10 @@ from sqlalchemy import select
 from actions import db
 from actions.models import Order, Refund
 from bot import services
-from bot.channels.action_failures import APOLOGY
 from bot.conversation_log.redaction import Redactor
 from bot.conversation_log.store import URL_VARIABLE
 from bot.engines.postgres import Postgres
+from bot.rasa_patches.action_failures import APOLOGY
 from bot.supervisor import Service, Supervisor
 from tests.bot_texts import text
 from tests.conftest import RASA_TOKEN, ROOT, copy_project, free_port
@@ -330,7 +330,7 @@ def test_action_server_back_goes_on_with_one_call_per_action(action_outage):
 
 def test_action_server_down_gets_a_polite_answer(action_outage):
     """The action server down while a form validates the customer's answer: the customer gets an
-    apology, not silence (bot/channels/action_failures.py), and the unchecked answer is not kept."""
+    apology, not silence (bot/rasa_patches/action_failures.py), and the unchecked answer is not kept."""
     assert action_outage.down and action_outage.down[0] == APOLOGY, action_outage.down
 
 

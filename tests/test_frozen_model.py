@@ -1,4 +1,4 @@
-"""The loaded model kept out of the garbage collector (bot/channels/frozen_model.py), on the suite's
+"""The loaded model kept out of the garbage collector (bot/rasa_patches/frozen_model.py), on the suite's
 trained bot: its objects are frozen once loaded, and a model that a new one replaces is freed."""
 
 from __future__ import annotations

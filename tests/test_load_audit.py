@@ -10,8 +10,8 @@ import json
 
 import sqlalchemy as sa
 
-from bot.channels.action_failures import APOLOGY
 from bot.conversation_log.store import EVENTS
+from bot.rasa_patches.action_failures import APOLOGY
 from loadtest.ledger import Conversation, Failure, Ledger, audit
 
 

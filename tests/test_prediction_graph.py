@@ -1,5 +1,5 @@
 """The prediction graph run without dask and without the policies a certain rule overrules
-(bot/channels/graph_runner.py) predicts what Rasa predicts: the suite's trained bot parses the load
+(bot/rasa_patches/graph_runner.py) predicts what Rasa predicts: the suite's trained bot parses the load
 test's conversation and predicts its actions, once in a process that imports the channels (as
 `rasa run` does) and once in a process of plain Rasa, and every prediction is compared."""
 

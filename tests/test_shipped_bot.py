@@ -20,7 +20,7 @@ import psutil
 import pytest
 from playwright.sync_api import expect
 
-from bot.channels.action_failures import APOLOGY
+from bot.rasa_patches.action_failures import APOLOGY
 from tests import bot_texts
 from tests.conftest import ROOT
 from tests.fake_telegram_api import message_update

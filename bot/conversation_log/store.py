@@ -24,11 +24,8 @@ from rasa.shared.core.events import Event, SessionStarted
 from rasa.shared.core.trackers import DialogueStateTracker
 from sqlalchemy.orm import sessionmaker
 
-from bot.conversation_log import event_classes
 from bot.conversation_log.redaction import Redactor
 from nlu.settings import endpoints_section
-
-event_classes.install()
 
 URL_VARIABLE = "LOG_STORE_URL"
 DEFAULT_DB = "logs/conversations.db"
