@@ -57,7 +57,9 @@ def score(test: Sequence[Example], predictions: Sequence[Prediction], has_entiti
     OOS figures where the data has OOS."""
     gold = [e.intent for e in test]
     predicted = [p.intent for p in predictions]
-    result: Dict[str, Any] = dict(metrics.intent_scores(gold, predicted))
+    # A decline (nlu_fallback) is the right answer to an out-of-scope text, as the report says.
+    answered = [OUT_OF_SCOPE if g == OUT_OF_SCOPE and p == FALLBACK_INTENT else p for g, p in zip(gold, predicted)]
+    result: Dict[str, Any] = dict(metrics.intent_scores(gold, answered))
     result["undeclined_intent_accuracy"] = metrics.intent_scores(gold, [p.undeclined_intent for p in predictions])[
         "intent_accuracy"
     ]
