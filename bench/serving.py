@@ -34,6 +34,8 @@ from nlu.joint_model import JointIntentTagger
 from nlu.parser import Parser, ServedModel
 from nlu.tags import tag_names
 from nlu.training import load_encoder, resolve_base_model
+from nlu.triton.backend import onnx_session
+from nlu.triton.backend.onnx_session import runner
 from nlu.triton.client import TritonNLUClient
 from nlu.triton.contract import FP32_FILE, INPUTS, INT8_FILE, OUTPUTS
 from nlu.triton.model_config import CPU_THREADS, model_config, write_config
@@ -143,15 +145,8 @@ def torch_infer(model: JointIntentTagger, threads: int) -> Infer:
 
 
 def ort_infer(path: Path, threads: int) -> Infer:
-    """A session set up as the backend's CPU instance (nlu/triton/backend/model.py), on `threads` threads."""
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.inter_op_num_threads = 1
-    options.intra_op_num_threads = threads
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return lambda ids, mask: session.run(list(OUTPUTS), {INPUTS[0]: ids, INPUTS[1]: mask})
+    """A session set up as the backend's CPU instance (nlu/triton/backend/onnx_session.py), on `threads` threads."""
+    return runner(onnx_session.session(str(path), threads), INPUTS, OUTPUTS)
 
 
 def window(pieces: int, vocabulary: int) -> Tuple[np.ndarray, np.ndarray]:

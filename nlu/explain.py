@@ -25,13 +25,14 @@ from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
-import onnxruntime as ort
 
 from nlu import archive
 from nlu.decoding import Infer, Labels, parse_texts
 from nlu.encoding import TextEncoder, TokenizerError
 from nlu.tags import EntityLabel, is_special
-from nlu.triton.contract import FP32_FILE, INPUTS, INT8_FILE, MAX_BATCH_SIZE, OUTPUTS
+from nlu.triton.backend import onnx_session
+from nlu.triton.backend.onnx_session import runner, served_graph
+from nlu.triton.contract import INPUTS, MAX_BATCH_SIZE, OUTPUTS
 
 # One forward pass of at most max_length short windows takes tens of milliseconds on one thread;
 # more would take the cores from the Triton and Rasa this tool usually runs beside.
@@ -152,13 +153,8 @@ def load(model_archive: Path) -> ExplainableModel:
     with tempfile.TemporaryDirectory() as scratch:
         try:
             stored = archive.extract(model_archive, Path(scratch))
-            graph = stored.version_dir / INT8_FILE
-            if not graph.exists():
-                graph = stored.version_dir / FP32_FILE
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = THREADS
-            options.inter_op_num_threads = THREADS
-            session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+            graph = Path(served_graph(str(stored.version_dir)))
+            session = onnx_session.session(str(graph), THREADS)
             encoder = TextEncoder.load(stored.encoder_dir)
             labels = stored.labels()
         except (OSError, ValueError, KeyError, TokenizerError) as error:  # a damaged archive
@@ -169,8 +165,7 @@ def load(model_archive: Path) -> ExplainableModel:
             f"{model_archive}'s graph lacks {', '.join(sorted(missing))}: it was trained by an older version of "
             f"{archive.COMPONENT}; retrain it with `rasa train`."
         )
-    infer = lambda ids, mask: session.run(list(OUTPUTS), {INPUTS[0]: ids, INPUTS[1]: mask})
-    return ExplainableModel(encoder, labels, infer, graph.name)
+    return ExplainableModel(encoder, labels, runner(session, INPUTS, OUTPUTS), graph.name)
 
 
 def format_table(explanation: Explanation) -> str:

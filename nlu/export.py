@@ -23,6 +23,8 @@ from nlu.decoding import Labels
 from nlu.encoding import TextEncoder
 from nlu.joint_model import JointIntentTagger
 from nlu.quality import parse_quality
+from nlu.triton.backend import onnx_session
+from nlu.triton.backend.onnx_session import runner
 from nlu.triton.contract import FP32_FILE, INPUTS, INT8_FILE, OUTPUTS
 
 logger = logging.getLogger(__name__)
@@ -108,15 +110,12 @@ def quality(
     session: ort.InferenceSession, encoder: TextEncoder, labels: Labels, texts, intents, annotations
 ) -> Dict[str, float]:
     """Intent accuracy and exact-span entity F1 of an ONNX Runtime session, parsed as Triton's answers are."""
-    infer = lambda ids, mask: session.run(list(OUTPUTS), {INPUTS[0]: ids, INPUTS[1]: mask})
-    return parse_quality(infer, encoder, labels, texts, intents, annotations)
+    return parse_quality(runner(session, INPUTS, OUTPUTS), encoder, labels, texts, intents, annotations)
 
 
 def session(path: Path) -> ort.InferenceSession:
     """A CPU session on as many threads as torch trains with, for judging a graph offline."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return onnx_session.session(str(path), torch.get_num_threads())
 
 
 def quality_gate(

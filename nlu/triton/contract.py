@@ -5,12 +5,13 @@ and the labels of both heads. Every version of every model runs the one shared P
 backend `BACKEND` (nlu/triton/backend/model.py), so no model carries code.
 """
 
+from nlu.triton.backend import onnx_session
+
 BACKEND = "nlu_onnx"
 INPUTS = ("INPUT_IDS", "ATTENTION_MASK")  # int64 [batch, pieces]
 # fp32 [batch, intents], [batch, pieces, tags], [batch, 1] (the energy of the in-scope intent logits)
 OUTPUTS = ("INTENT_PROBABILITIES", "TAG_PROBABILITIES", "OUT_OF_SCOPE_SCORE")
-FP32_FILE = "model.onnx"
-INT8_FILE = "model.int8.onnx"
+FP32_FILE, INT8_FILE = onnx_session.FP32_FILE, onnx_session.INT8_FILE  # the backend's, which cannot import this
 LABELS_FILE = "labels.json"
 FINGERPRINT_FILE = "fingerprint"
 MAX_BATCH_SIZE = 64  # windows per request: the parser never sends more

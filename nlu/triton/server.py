@@ -25,7 +25,8 @@ from nlu.triton.contract import API_KEY_HEADER, BACKEND, RESTRICTED_APIS
 
 TRITON_DIST = Path(pytriton.__file__).parent / "tritonserver"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-BACKEND_SOURCE = Path(__file__).with_name("backend") / "model.py"
+# Our backend: the module its model.py imports from beside it (Triton has no nlu package), then model.py.
+BACKEND_FILES = tuple(Path(__file__).with_name("backend") / name for name in ("onnx_session.py", "model.py"))
 RESPONSE_CACHE_BYTES = 16 * 1024 * 1024  # thousands of answers (a short message with 20 tags: ~1 KiB)
 
 
@@ -47,16 +48,15 @@ def backend_directory(cache: Path) -> Path:
     return backends
 
 
-def install_backend(backends: Path) -> Path:
-    """Put our backend's model.py at <backends>/nlu_onnx/model.py (atomically: servers may share it)."""
-    target = backends / BACKEND / "model.py"
-    target.parent.mkdir(exist_ok=True)
-    descriptor, name = tempfile.mkstemp(prefix=".model-", suffix=".py", dir=target.parent)
-    os.close(descriptor)
-    staging = Path(name)
-    shutil.copyfile(BACKEND_SOURCE, staging)
-    staging.replace(target)
-    return target
+def install_backend(backends: Path) -> None:
+    """Put our backend's files in <backends>/nlu_onnx/ (each atomically: servers may share them)."""
+    directory = backends / BACKEND
+    directory.mkdir(exist_ok=True)
+    for source in BACKEND_FILES:
+        descriptor, name = tempfile.mkstemp(prefix=f".{source.stem}-", suffix=".py", dir=directory)
+        os.close(descriptor)
+        shutil.copyfile(source, name)
+        Path(name).replace(directory / source.name)
 
 
 def server_command(

@@ -12,13 +12,14 @@ and labels. Imports nothing but numpy, onnxruntime (and onnx on a GPU) and Trito
 
 import json
 import os
+import sys
 
 import numpy as np
 import onnxruntime as ort
 import triton_python_backend_utils as pb_utils
 
-FP32_FILE = "model.onnx"  # as nlu/triton/contract.py: this file runs where the nlu package is not installed
-INT8_FILE = "model.int8.onnx"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # onnx_session.py is installed beside this file
+from onnx_session import FP32_FILE, served_graph, session  # noqa: E402
 
 
 class TritonPythonModel:
@@ -34,20 +35,13 @@ class TritonPythonModel:
                 "A GPU instance needs onnxruntime-gpu (CUDAExecutionProvider); install it, or set "
                 "instance_group [{ kind: KIND_CPU }] in config.pbtxt"
             )
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.inter_op_num_threads = 1
         if on_gpu:
             model = _gpu_graph(os.path.join(version, FP32_FILE), parameters.get("gpu_precision", "fp16"))
-            providers = [("CUDAExecutionProvider", {"device_id": int(args["model_instance_device_id"])})]
+            cuda = ("CUDAExecutionProvider", {"device_id": int(args["model_instance_device_id"])})
+            self.session = session(model, 1, providers=[cuda])
         else:
-            int8 = os.path.join(version, INT8_FILE)
-            model = int8 if os.path.exists(int8) else os.path.join(version, FP32_FILE)
-            options.intra_op_num_threads = int(parameters.get("cpu_threads", "1"))
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            providers = ["CPUExecutionProvider"]
-        self.session = ort.InferenceSession(model, options, providers=providers)
+            model = served_graph(version)
+            self.session = session(model, int(parameters.get("cpu_threads", "1")))
         if on_gpu and self.session.get_providers()[0] != "CUDAExecutionProvider":  # ORT falls back silently
             raise pb_utils.TritonModelException(
                 f"ONNX Runtime could not use CUDA for {args['model_name']} (check the CUDA and cuDNN libraries "
