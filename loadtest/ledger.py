@@ -19,8 +19,8 @@ from typing import Dict, List, Sequence
 
 import sqlalchemy as sa
 
-from bot.rasa_patches.action_failures import APOLOGY
 from bot.conversation_log.redaction import Redactor
+from bot.rasa_patches.action_failures import APOLOGY
 
 
 @dataclass

@@ -3,7 +3,7 @@ real Triton go into the redacting SQL tracker store, every event is kept across 
 the review export lists the least confident messages first, and a reviewed export dropped into
 data/ retrains a model that gives the corrected intents.
 
-Each Rasa is configured as the README tells a user to: SQLite by the tracker_store section of
+Each Rasa is configured as docs/operations.md tells a user to: SQLite by the tracker_store section of
 endpoints.yml (with an extra pattern), PostgreSQL by $LOG_STORE_URL, and one short-lived Rasa with
 `redact: false` and `url:` in the section.
 
@@ -40,7 +40,7 @@ from bot.supervisor import Service, Supervisor
 from tests.conftest import FAST_NLU, RASA_TOKEN, ROOT, free_port, rasa, write_project
 
 BACKENDS = ["sqlite", "postgresql"]
-URL_VARIABLE = "LOG_STORE_URL"  # the name the README gives it
+URL_VARIABLE = "LOG_STORE_URL"  # the name docs/operations.md gives it
 SENDER = "alice"
 EMAIL, CARD, PHONE = "jane.doe@example.com", "4111 1111 1111 1111", "+1 555 123 4567"
 PRIVATE = f"my email is {EMAIL}, card {CARD}, call me on {PHONE}"
@@ -396,7 +396,7 @@ def test_extra_patterns_in_endpoints_are_stored_as_their_placeholder(chats, smal
 
 
 def test_log_store_url_in_the_environment_wins_over_url_in_endpoints(chats, small_bot):
-    """The README's way to PostgreSQL: $LOG_STORE_URL (with the password) names the database, whatever
+    """docs/operations.md's way to PostgreSQL: $LOG_STORE_URL (with the password) names the database, whatever
     `url:` the section holds."""
     chat = chats["postgresql"]
     section_url = tracker_store_section(small_bot.project, chat.endpoints)["url"]

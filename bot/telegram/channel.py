@@ -112,7 +112,7 @@ class TelegramInput(InputChannel):
         self._bot: Optional[Bot] = None
         if settings is None:
             logger.info(
-                "Telegram is off: set TELEGRAM_BOT_TOKEN to connect a Telegram bot (README: Connect a Telegram bot)"
+                "Telegram is off: set TELEGRAM_BOT_TOKEN to connect a Telegram bot (docs/channels.md: Connect a Telegram bot)"
             )
 
     @property
