@@ -71,6 +71,26 @@ def email_question(number: str) -> str:
     return text("utter_ask_email", order_id=number)
 
 
+def shipped_answer(shipped: Order, items: str) -> str:
+    """What a verified customer reads about a shipped order of `items`."""
+    return (
+        f"Order {shipped.number} ({items}) shipped on {shipped.shipped_on:%B %d} with {shipped.carrier}, tracking "
+        f"number {shipped.tracking_number}. It should arrive by {shipped.expected_on:%A, %B %d}."
+    )
+
+
+# Order 100234 (Jane's, processing) cancelled after "yes": the answer, and the rows it changes.
+CANCELLED_100234 = (
+    "Done: order 100234 is cancelled. Your refund of $76.00 will reach your account within 5 business days."
+)
+
+
+def rows_after_cancelling_100234(before: Dict[str, Any]) -> Dict[str, Any]:
+    """`before` (shop_rows) with order 100234 cancelled and its refund pending."""
+    orders = {**before["orders"], "100234": ("cancelled", before["orders"]["100234"][1])}
+    return {**before, "orders": orders, "refunds": [*before["refunds"], ("100234", 7600, "pending")]}
+
+
 def test_an_unknown_order_number_is_asked_again_then_corrected(chat, shop):
     delivered = order(shop, "55821").delivered_on
     assert chat("order status please") == [text("utter_ask_order_id")]
@@ -98,10 +118,7 @@ def test_a_wrong_email_is_asked_again(chat, shop):
 def test_order_status_tells_carrier_and_tracking_from_the_database(chat, shop):
     shipped = order(shop, "12345")
     assert chat("where is my order 12345?") == [email_question("12345")]
-    assert chat(JANE) == [
-        f"Order 12345 (wireless headphones) shipped on {shipped.shipped_on:%B %d} with {shipped.carrier}, tracking "
-        f"number {shipped.tracking_number}. It should arrive by {shipped.expected_on:%A, %B %d}."
-    ]
+    assert chat(JANE) == [shipped_answer(shipped, "wireless headphones")]
 
 
 @pytest.mark.parametrize(
@@ -124,13 +141,9 @@ def test_cancel_after_confirming_cancels_once_with_a_refund(chat, shop):
     assert chat("I want to cancel my order") == [text("utter_ask_order_id")]
     assert chat("100234") == [email_question("100234")]
     assert chat(JANE) == [text("utter_ask_confirm_cancel", order_id="100234")]
-    assert chat("yes") == [
-        "Done: order 100234 is cancelled. Your refund of $76.00 will reach your account within 5 business days."
-    ]
+    assert chat("yes") == [CANCELLED_100234]
     cancelled = shop_rows(shop)
-    before["orders"]["100234"] = ("cancelled", before["orders"]["100234"][1])
-    before["refunds"].append(("100234", 7600, "pending"))
-    assert cancelled == before
+    assert cancelled == rows_after_cancelling_100234(before)
     assert chat("cancel order 100234") == ["Order 100234 is already cancelled; the refund of $76.00 is on its way."]
     assert shop_rows(shop) == cancelled
 
