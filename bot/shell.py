@@ -8,7 +8,7 @@ button's payload. /stop or Ctrl-D ends the chat.
 from __future__ import annotations
 
 import uuid
-from typing import Callable, Dict, List
+from typing import Dict, List
 
 import httpx
 
@@ -17,7 +17,7 @@ STOP = "/stop"
 
 
 class BotUnreachable(RuntimeError):
-    """The running bot did not answer (not started, or the token is not the one it runs with)."""
+    """The running bot did not answer (not started, another bot's token, or an error of its own)."""
 
 
 def send(rasa_url: str, token: str, sender: str, text: str) -> List[Dict]:
@@ -35,20 +35,21 @@ def send(rasa_url: str, token: str, sender: str, text: str) -> List[Dict]:
         ) from error
     if answer.status_code == 401:
         raise BotUnreachable(f"the bot at {rasa_url} refused the token of .run/secrets.env: is it this project's?")
-    answer.raise_for_status()
+    if answer.is_error:
+        raise BotUnreachable(f"the bot at {rasa_url} answered {answer.status_code}: {answer.text[:300]}")
     return answer.json()
 
 
-def chat(rasa_url: str, token: str, read: Callable[[str], str] = input, write: Callable[[str], None] = print) -> int:
+def chat(rasa_url: str, token: str) -> int:
     """Read lines, print the answers, until /stop or the end of input; 1 when the bot is unreachable."""
     sender = uuid.uuid4().hex
     buttons: List[Dict] = []  # the last answer's, numbered from 1
-    write(f"Chatting with the bot at {rasa_url} (conversation shell:{sender}). Type {STOP} or press Ctrl-D to end.")
+    print(f"Chatting with the bot at {rasa_url} (conversation shell:{sender}). Type {STOP} or press Ctrl-D to end.")
     while True:
         try:
-            text = read("Your input -> ").strip()
+            text = input("Your input -> ").strip()
         except (EOFError, KeyboardInterrupt):
-            write("")
+            print("")
             return 0
         if text == STOP:
             return 0
@@ -59,14 +60,14 @@ def chat(rasa_url: str, token: str, read: Callable[[str], str] = input, write: C
         try:
             messages = send(rasa_url, token, sender, text)
         except BotUnreachable as error:
-            write(f"Cannot chat: {error}")
+            print(f"Cannot chat: {error}")
             return 1
         buttons.clear()
         for message in messages:
             if message.get("text"):
-                write(f"Bot: {message['text']}")
+                print(f"Bot: {message['text']}")
             if message.get("image"):
-                write(f"Bot: [image] {message['image']}")
+                print(f"Bot: [image] {message['image']}")
             for button in message.get("buttons") or []:
                 buttons.append(button)
-                write(f"  {len(buttons)}: {button.get('title', button.get('payload'))}")
+                print(f"  {len(buttons)}: {button.get('title', button.get('payload'))}")
