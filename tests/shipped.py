@@ -19,7 +19,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence
 
@@ -69,7 +69,7 @@ def checkout_copy(directory: Path) -> Path:
 def customer_environment(**settings: str) -> Dict[str, str]:
     """This machine's environment without the bot's own variables, plus `settings`."""
     kept = {name: value for name, value in os.environ.items() if not OWN_VARIABLES.match(name)}
-    return {**kept, "PATH": f"{VENV / 'bin'}:{os.environ['PATH']}", **settings}
+    return {**kept, **settings}
 
 
 def listening(port: int) -> bool:
@@ -77,11 +77,7 @@ def listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-@dataclass
-class LogMark:
-    """Where each service log ended when a conversation began."""
-
-    sizes: Dict[Path, int]
+LogMark = Dict[Path, int]  # where each service log ended when a conversation began
 
 
 @dataclass
@@ -92,10 +88,11 @@ class ShippedBot:
     env: Dict[str, str]
     arguments: Sequence[str] = ()
     process: Optional[subprocess.Popen] = None
-    output: Path = field(init=False)
 
-    def __post_init__(self) -> None:
-        self.output = self.project / f"make-run{'-'.join(('', *self.arguments))}.out"
+    @property
+    def output(self) -> Path:
+        """What `make run` prints, as a terminal would show it."""
+        return self.project / f"make-run{'-'.join(('', *self.arguments))}.out"
 
     @property
     def rasa_url(self) -> str:
@@ -153,7 +150,7 @@ class ShippedBot:
         return sorted((self.project / ".run").glob("*.log"))
 
     def mark(self) -> LogMark:
-        return LogMark({log: log.stat().st_size for log in self.logs()})
+        return {log: log.stat().st_size for log in self.logs()}
 
     def trouble_since(self, mark: LogMark, expected: Sequence[str] = ()) -> List[str]:
         """The log lines since `mark` that say ERROR, Traceback or Refused, less those matching one of
@@ -161,7 +158,7 @@ class ShippedBot:
         found = []
         for log in self.logs():
             with open(log, "rb") as file:
-                file.seek(mark.sizes.get(log, 0))
+                file.seek(mark.get(log, 0))
                 new = file.read().decode(errors="replace")
             found += [
                 f"{log.name}: {line}"
