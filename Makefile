@@ -19,7 +19,7 @@ help:
 	@echo "make run    set up, train if the data changed, start Triton + actions + Rasa, print where to chat"
 	@echo "make run REPLICAS=3  the same with 3 Rasa processes behind HAProxy, PostgreSQL and a Redis lock store"
 	@echo "make test   set up and run the whole test suite (in a random order; the seed is printed first)"
-	@echo "make lint   ruff (lint and format check) and mypy over the code base; part of make test"
+	@echo "make lint   ruff (lint and format check), mypy and the import contract; part of make test"
 	@echo "make test-fast  the tests that train nothing and start no server (the lane for daily work)"
 	@echo "make bench  fine-tune and compare against Rasa's DIET pipeline on ../shared/datasets"
 	@echo "make loadtest  200 conversations at once with Locust, 1 and 3 Rasa replicas: docs/load.md"
@@ -49,10 +49,10 @@ $(WIDGET_BUNDLE): widget/package.json widget/package-lock.json $(wildcard widget
 	@scripts/system-deps.sh run
 	cd widget && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
 
-# Then the new Rasa model's file goes on the MLflow run that fine-tuned its NLU (nlu/tracking.py).
+# Then the new Rasa model's file goes on the MLflow run that fine-tuned its NLU (nlu/training/tracking.py).
 train: setup
 	$(RASA) train
-	$(PY) -m nlu.tracking_cli link
+	$(PY) -m nlu.training.tracking_cli link
 
 # REPLICAS=N (N > 1): N Rasa processes behind HAProxy, with PostgreSQL and a Redis lock store
 # (bot/replicas.py), whose Debian packages are installed first where missing.
@@ -76,12 +76,13 @@ telegram: setup
 system-deps:
 	@scripts/system-deps.sh test
 
-# The style contract in pyproject.toml: ruff's rules and format, mypy's types. `make format` fixes
-# what ruff can.
+# The style contract in pyproject.toml: ruff's rules and format, mypy's types, and the import
+# contract (serving never imports training, torch or transformers). `make format` fixes what ruff can.
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 format: setup
 	$(VENV)/bin/ruff check --fix .

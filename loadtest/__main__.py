@@ -21,6 +21,8 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
+from rasa.shared.constants import DEFAULT_MODELS_PATH
+
 from bench.machine import code_version, load_average, machine_info
 from bot import services
 from bot.engines import haproxy
@@ -28,7 +30,7 @@ from loadtest import cpu, report
 from loadtest.ledger import audit
 from loadtest.stack import running
 from loadtest.swarm import run as run_swarm
-from nlu import tracking
+from nlu.archive import newest_archive
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 THINK_TIME_S = (10.0, 20.0)  # a customer reading an answer and typing the next message
@@ -62,7 +64,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parser().parse_args(argv)
-    model = tracking.newest_archive(REPO_ROOT / tracking.MODELS_DIR)
+    model = newest_archive(REPO_ROOT / DEFAULT_MODELS_PATH)
     if model is None:
         print("No trained model in models/: run `make train` (or `make run` once) first.", file=sys.stderr)
         return 2

@@ -9,50 +9,30 @@ outside.
 
 from __future__ import annotations
 
-import json
 import tarfile
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Optional
 
 from rasa.exceptions import ModelNotFound
-from rasa.model import get_local_model
+from rasa.model import get_latest_model, get_local_model
 from rasa.shared.constants import DEFAULT_MODELS_PATH
 from tarsafe import TarSafe, TarSafeException
 
-from nlu.decoding import Labels
-from nlu.triton import repository
+from nlu import stored_model
+from nlu.stored_model import META_FILE, StoredModel, StoredModelError
 
 COMPONENT = "BertTritonNLU"  # Rasa names the resource after the pipeline entry: train_nlu.component.BertTritonNLU1
 COMPONENTS_DIR = "components"
-# The layout nlu.component writes into its resource (its META_FILE and ENCODER_DIR; importing it
-# here would load Rasa's NLU stack).
-META_FILE = "meta.json"
-ENCODER_DIR = "encoder"
-TRITON_DIR = "triton"
 
 
 class ArchiveError(RuntimeError):
     """No model archive, or one without a usable BertTritonNLU model."""
 
 
-@dataclass(frozen=True)
-class StoredNLU:
-    """The component's resource directory: its tokenizer and its Triton model version."""
-
-    directory: Path
-    name: str
-    version: int
-
-    @property
-    def encoder_dir(self) -> Path:
-        return self.directory / ENCODER_DIR
-
-    @property
-    def version_dir(self) -> Path:
-        return repository.version_dir(self.directory / TRITON_DIR, self.name, self.version)
-
-    def labels(self) -> Labels:
-        return repository.read_labels(self.directory / TRITON_DIR, self.name, self.version)
+def newest_archive(directory: Path = Path(DEFAULT_MODELS_PATH)) -> Optional[Path]:
+    """The Rasa model `rasa train` wrote last into `directory`, by Rasa's own rule (what it serves by default)."""
+    latest = get_latest_model(str(directory)) if directory.is_dir() else None
+    return Path(latest) if latest else None
 
 
 def find_archive(model: str = DEFAULT_MODELS_PATH) -> Path:
@@ -63,17 +43,17 @@ def find_archive(model: str = DEFAULT_MODELS_PATH) -> Path:
         raise ArchiveError(f"No Rasa model: {error} Train one with `make train`, or name one with --model.") from error
 
 
-def extract(archive: Path, into: Path) -> StoredNLU:
-    """Extract the archive's BertTritonNLU resource into `into` (only that) and read its meta.json."""
+def extract(archive: Path, into: Path) -> StoredModel:
+    """Extract the archive's BertTritonNLU resource into `into` (only that) and read it."""
     try:
         with TarSafe.open(archive, "r:gz") as tar:
             directory = into / _extract_resource(tar, archive, into)
     except (tarfile.TarError, TarSafeException) as error:
         raise ArchiveError(f"{archive} is not a readable Rasa model archive: {error}") from error
-    meta = json.loads((directory / META_FILE).read_text())
-    if "name" not in meta:
-        raise ArchiveError(f"{archive} was trained by an older version of {COMPONENT}; retrain it with `rasa train`.")
-    return StoredNLU(directory, meta["name"], meta["version"])
+    try:
+        return stored_model.read(directory)
+    except StoredModelError as error:
+        raise ArchiveError(f"{archive}: {error}.") from error
 
 
 def _extract_resource(tar: TarSafe, archive: Path, into: Path) -> str:

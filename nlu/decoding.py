@@ -8,32 +8,21 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
 from rasa.shared.constants import DEFAULT_NLU_FALLBACK_INTENT_NAME as DECLINED  # answered by the fallback rules
 
 from nlu.encoding import TextEncoder, Windows
-from nlu.out_of_scope import OUT_OF_SCOPE
+from nlu.stored_model import Labels
 from nlu.tags import constrained_tags, decode_spans, is_special
 
 logger = logging.getLogger(__name__)
 
+OUT_OF_SCOPE = "out_of_scope"  # Rasa's and CLINC150's intent for examples that no intent covers
+
 # (input ids, attention mask) -> (intent probabilities, tag probabilities, out-of-scope scores) of a batch of windows
 Infer = Callable[[np.ndarray, np.ndarray], Sequence[np.ndarray]]
-
-
-@dataclass(frozen=True)
-class Labels:
-    """The class names of the joint model's two heads, and where out-of-scope begins.
-
-    `out_of_scope_threshold` is the energy score above which a text is declined (calibrated on the
-    validation slice by nlu.out_of_scope; None: never declined on the score).
-    """
-
-    intents: List[str]
-    tags: List[str]
-    out_of_scope_threshold: Optional[float] = None
 
 
 @dataclass

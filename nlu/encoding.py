@@ -14,18 +14,19 @@ from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple
 
 import numpy as np
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from tokenizers import Tokenizer
 
 logger = logging.getLogger(__name__)
 
-SETTINGS_FILE = "encoding.json"
+TOKENIZER_FILE = "tokenizer.json"
+SETTINGS_FILE = "encoding.json"  # the encoding settings and the special ids
 # Characters read per word piece the windows can hold: four times an average English piece (with
 # its space), so the cut lands well past the last kept window of any ordinary text.
 CHARS_PER_PIECE = 16
 
 
 class TokenizerError(RuntimeError):
-    """A tokenizer could not be loaded or cannot give exact entity spans."""
+    """A stored encoder could not be loaded."""
 
 
 @dataclass(frozen=True)
@@ -71,66 +72,60 @@ class Windows:
         return [firsts[text] for text in sorted(firsts)]
 
 
-class TextEncoder:
-    """A fast tokenizer with the encoding settings it was trained with."""
+@dataclass(frozen=True)
+class SpecialIds:
+    """The tokenizer's ids of padding and of a hidden piece (its mask token, else its unknown token)."""
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, settings: EncodingSettings) -> None:
-        if not tokenizer.is_fast:
-            raise TokenizerError("The tokenizer is not a fast one (no tokenizer.json); exact entity spans need one.")
+    pad: int
+    mask: int
+
+
+class TextEncoder:
+    """A fast tokenizer (the `tokenizers` library's, as in tokenizer.json) with its encoding settings.
+
+    Serving loads it without transformers, which would import torch (about 1.3 GB) into the Rasa
+    server; training builds it from transformers' tokenizer of the base model (nlu.training.base_model).
+    """
+
+    def __init__(self, tokenizer: Tokenizer, settings: EncodingSettings, special: SpecialIds) -> None:
         self.tokenizer = tokenizer
         self.settings = settings
-
-    @classmethod
-    def from_pretrained(cls, name_or_path: str, settings: EncodingSettings) -> "TextEncoder":
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-        except (OSError, ValueError) as error:
-            raise TokenizerError(
-                f"Could not load a tokenizer from '{name_or_path}': give a local model directory or a hub id "
-                f"whose files are in the local Hugging Face cache ({error})."
-            ) from error
-        return cls(tokenizer, settings)
+        self.special = special
+        tokenizer.enable_truncation(max_length=settings.max_length, stride=settings.stride)
+        tokenizer.no_padding()  # pad() pads a batch to its longest window only
 
     @classmethod
     def load(cls, directory: Path) -> "TextEncoder":
-        """The encoder saved by `save` (tokenizer files and encoding.json)."""
-        settings = EncodingSettings(**json.loads((directory / SETTINGS_FILE).read_text()))
-        return cls.from_pretrained(str(directory), settings)
+        """The encoder saved by `save`."""
+        try:
+            tokenizer = Tokenizer.from_file(str(directory / TOKENIZER_FILE))
+            saved = json.loads((directory / SETTINGS_FILE).read_text())
+            special = SpecialIds(**saved.pop("special"))
+            return cls(tokenizer, EncodingSettings(**saved), special)
+        except Exception as error:  # tokenizers raises a plain Exception for a file it cannot read
+            raise TokenizerError(f"Could not load the encoder saved in {directory}: {error}") from error
 
     def save(self, directory: Path) -> None:
-        self.tokenizer.save_pretrained(directory)
-        (directory / SETTINGS_FILE).write_text(json.dumps(asdict(self.settings), indent=2))
-
-    @property
-    def pad_id(self) -> int:
-        return self.tokenizer.pad_token_id or 0
+        directory.mkdir(parents=True, exist_ok=True)
+        self.tokenizer.save(str(directory / TOKENIZER_FILE))
+        saved = {**asdict(self.settings), "special": asdict(self.special)}
+        (directory / SETTINGS_FILE).write_text(json.dumps(saved, indent=2))
 
     def windows(self, texts: Sequence[str]) -> Windows:
         """Windows of at most max_length pieces overlapping by `stride`, at most max_windows a text
         (of its first max_chars characters)."""
         settings = self.settings
-        encoded = self.tokenizer(
-            [_head(text, settings.max_chars) for text in texts],
-            truncation=True,
-            max_length=settings.max_length,
-            stride=settings.stride,
-            return_overflowing_tokens=True,
-            return_offsets_mapping=True,
-        )
-        kept, capped = [], set()
-        counts: Dict[int, int] = {}
-        for window, text in enumerate(encoded["overflow_to_sample_mapping"]):
-            counts[text] = counts.get(text, 0) + 1
-            if counts[text] <= settings.max_windows:
-                kept.append(window)
-            else:
-                capped.add(text)
-        return Windows(
-            input_ids=[encoded["input_ids"][w] for w in kept],
-            offsets=[[tuple(o) for o in encoded["offset_mapping"][w]] for w in kept],
-            text_index=[int(encoded["overflow_to_sample_mapping"][w]) for w in kept],
-            capped=sorted(capped),
-        )
+        windows = Windows([], [], [], [])
+        encodings = self.tokenizer.encode_batch([_head(text, settings.max_chars) for text in texts])
+        for text, encoding in enumerate(encodings):
+            pieces = [encoding, *encoding.overflowing]  # a long text's later windows
+            if len(pieces) > settings.max_windows:
+                windows.capped.append(text)
+            for piece in pieces[: settings.max_windows]:
+                windows.input_ids.append(piece.ids)
+                windows.offsets.append(piece.offsets)
+                windows.text_index.append(text)
+        return windows
 
     def pad(self, input_ids: Sequence[Sequence[int]]) -> Tuple[np.ndarray, np.ndarray]:
         """Int64 input ids and attention mask, right-padded to the longest window only.
@@ -139,7 +134,7 @@ class TextEncoder:
         half as much again, and the backend pads across requests itself.
         """
         length = max(len(ids) for ids in input_ids)
-        ids = np.full((len(input_ids), length), self.pad_id, dtype=np.int64)
+        ids = np.full((len(input_ids), length), self.special.pad, dtype=np.int64)
         mask = np.zeros((len(input_ids), length), dtype=np.int64)
         for row, sequence in enumerate(input_ids):
             ids[row, : len(sequence)] = sequence

@@ -27,8 +27,9 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 from nlu import archive
-from nlu.decoding import Infer, Labels, parse_texts
+from nlu.decoding import Infer, parse_texts
 from nlu.encoding import TextEncoder, TokenizerError
+from nlu.stored_model import Labels
 from nlu.tags import EntityLabel, is_special
 from nlu.triton.backend import onnx_session
 from nlu.triton.backend.onnx_session import runner, served_graph
@@ -94,7 +95,7 @@ def explain(text: str, encoder: TextEncoder, infer: Infer, labels: Labels, top: 
     # Two: a declined text's ranking is nlu_fallback, then the intent the head predicted.
     parse = parse_texts([text], encoder, infer, labels, ranking_length=2, chunk_size=MAX_BATCH_SIZE)[0]
     positions = [position for position, offset in enumerate(offsets) if not is_special(offset)]
-    mask = _mask_id(encoder)
+    mask = encoder.special.mask
     # The text as it is is row 0 of the same batch: INT8's per-batch activation scales touch it and
     # the masked variants alike.
     outputs = infer(*encoder.pad([ids] + [ids[:position] + [mask] + ids[position + 1 :] for position in positions]))
@@ -130,14 +131,6 @@ def require_text(text: str) -> None:
         raise ExplainError("Nothing to explain: the text is empty.")
 
 
-def _mask_id(encoder: TextEncoder) -> int:
-    tokenizer = encoder.tokenizer
-    token = tokenizer.mask_token_id if tokenizer.mask_token_id is not None else tokenizer.unk_token_id
-    if token is None:
-        raise ExplainError("The tokenizer has neither a mask nor an unknown token to hide a piece with.")
-    return token
-
-
 @dataclass(frozen=True)
 class ExplainableModel:
     """A stored model loaded for explaining: its encoder, labels and the graph the CPU serves."""
@@ -155,7 +148,7 @@ def load(model_archive: Path) -> ExplainableModel:
             stored = archive.extract(model_archive, Path(scratch))
             graph = Path(served_graph(str(stored.version_dir)))
             session = onnx_session.session(str(graph), THREADS)
-            encoder = TextEncoder.load(stored.encoder_dir)
+            encoder = stored.encoder()
             labels = stored.labels()
         except (OSError, ValueError, KeyError, TokenizerError) as error:  # a damaged archive
             raise archive.ArchiveError(f"{model_archive}: its NLU model cannot be read ({error})") from error

@@ -31,9 +31,7 @@ def install(source: str, model_repository: Path) -> str:
     """Install the version of the archive at `source` (a path or an http(s) URL); what was done, as a line."""
     with tempfile.TemporaryDirectory() as scratch:
         stored = archive.extract(_fetch(source, Path(scratch)), Path(scratch))
-        installed = repository.install_version(
-            stored.directory / archive.TRITON_DIR, model_repository, stored.name, stored.version
-        )
+        installed = repository.install_version(stored.triton_dir, model_repository, stored.name, stored.version)
     state = "installed" if installed else "already present"
     return f"{stored.name} version {stored.version} from {_shown(source)}: {state} in {model_repository}"
 

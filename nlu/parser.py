@@ -12,8 +12,9 @@ from typing import List, Protocol, Sequence, Tuple
 
 import numpy as np
 
-from nlu.decoding import Labels, Parse, parse_texts
+from nlu.decoding import Parse, parse_texts
 from nlu.encoding import TextEncoder
+from nlu.stored_model import Labels
 from nlu.triton.contract import MAX_BATCH_SIZE
 
 

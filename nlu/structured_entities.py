@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Text
 
-import spacy
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
@@ -21,6 +20,10 @@ from rasa.nlu.extractors.extractor import EntityExtractorMixin
 from rasa.shared.nlu.constants import ENTITIES, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from nlu.spacy_blank import spacy  # before spaCy's own modules: see nlu/spacy_blank.py
+
+# isort: split
 from spacy.matcher import Matcher
 from spacy.tokens import Doc, Span
 from spacy.util import filter_spans

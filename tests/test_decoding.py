@@ -7,9 +7,10 @@ from typing import List, Tuple
 
 import numpy as np
 
-from nlu.decoding import Labels, parse_texts
+from nlu.decoding import parse_texts
 from nlu.encoding import EncodingSettings
-from nlu.training import load_encoder, resolve_base_model
+from nlu.stored_model import Labels
+from nlu.training.base_model import load_encoder, resolve_base_model
 
 LABELS = Labels(["greet", "order_status"], ["O", "B-order_id||", "I-order_id||"])
 

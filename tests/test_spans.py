@@ -7,10 +7,11 @@ import re
 
 import numpy as np
 import pytest
+from tokenizers import Tokenizer
 
-from nlu import training
 from nlu.encoding import EncodingSettings, TextEncoder
 from nlu.tags import EntityLabel, constrained_tags, decode_spans, piece_tags, tag_names
+from nlu.training import base_model
 from tests.checkpoints import TOKENIZERS
 
 TEXTS = [
@@ -37,7 +38,7 @@ def annotate(text: str):
 def encoder(request, tmp_path_factory):
     directory = tmp_path_factory.mktemp(request.param)
     TOKENIZERS[request.param](directory, TEXTS * 5).save_pretrained(directory)
-    return training.load_encoder(str(directory), EncodingSettings(max_length=24, stride=8, max_windows=64))
+    return base_model.load_encoder(str(directory), EncodingSettings(max_length=24, stride=8, max_windows=64))
 
 
 def test_annotations_round_trip_through_pieces(encoder):
@@ -94,16 +95,20 @@ def test_roles_and_groups_are_part_of_the_label():
 def test_padding_goes_to_the_longest_window_only(encoder):
     ids, mask = encoder.pad([[1, 2, 3], [1] * 17])
     assert ids.shape == mask.shape == (2, 17)
-    assert mask.sum() == 20 and (ids[0, 3:] == encoder.pad_id).all()
+    assert mask.sum() == 20 and (ids[0, 3:] == encoder.special.pad).all()
 
 
 def test_windows_per_text_are_capped_and_the_first_window_is_the_texts_beginning(encoder):
-    capped = TextEncoder(encoder.tokenizer, EncodingSettings(max_length=24, stride=8, max_windows=2))
+    capped = TextEncoder(
+        Tokenizer.from_str(encoder.tokenizer.to_str()),
+        EncodingSettings(max_length=24, stride=8, max_windows=2),
+        encoder.special,
+    )
     windows = capped.windows(["hello there", TEXTS[-1], "order 12345"])
     assert windows.text_index == [0, 1, 1, 2]
     assert windows.capped == [1]
     assert windows.first_windows() == [0, 1, 3]
-    assert windows.input_ids[1] == encoder.tokenizer(TEXTS[-1], truncation=True, max_length=24)["input_ids"]
+    assert windows.input_ids[1] == encoder.tokenizer.encode(TEXTS[-1]).ids  # max_length 24 too
 
 
 def test_encoder_saved_with_the_model_loads_with_its_settings(encoder, tmp_path):

@@ -17,7 +17,7 @@ from rasa.engine.storage.resource import Resource
 from rasa.shared.core.domain import Domain
 from rasa.shared.data import TrainingType
 
-from nlu import tracking, tracking_cli
+from nlu.training import tracking, tracking_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 TEXTS = ["where is order 12345", "hi", "cancel order 100234 please"]
@@ -110,14 +110,14 @@ def test_an_unusable_store_warns_once_and_training_goes_on_untracked(tmp_path, m
             trained.append(run.run_id)
     assert trained == [None, None]
     assert not (tmp_path / tracking.RUN_FILE).exists()
-    warnings = [r.getMessage() for r in caplog.records if r.name == "nlu.tracking"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "nlu.training.tracking"]
     assert len(warnings) == 1, warnings
     assert uri in warnings[0] and tracking.TRACKING_URI_ENV in warnings[0]
 
 
 def python(code):
     """A fresh interpreter, logging at INFO to stderr as Rasa does: what MLflow itself prints shows."""
-    prelude = "import logging; logging.basicConfig(level=logging.INFO); from nlu import tracking\n"
+    prelude = "import logging; logging.basicConfig(level=logging.INFO); from nlu.training import tracking\n"
     return subprocess.run([sys.executable, "-c", prelude + code], cwd=ROOT, capture_output=True, text=True, timeout=120)
 
 
@@ -144,7 +144,7 @@ def test_an_unreachable_server_costs_one_warning_without_its_credentials(monkeyp
     assert done.returncode == 0, done.stderr
     assert done.stdout == "None\n"
     lines = done.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("WARNING:nlu.tracking:"), done.stderr
+    assert len(lines) == 1 and lines[0].startswith("WARNING:nlu.training.tracking:"), done.stderr
     assert f"http://127.0.0.1:{port}" in lines[0]
     assert "s3cret" not in done.stderr and "trainer" not in done.stderr
 

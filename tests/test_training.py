@@ -9,11 +9,11 @@ import random
 import pytest
 import torch
 
-from nlu import training
 from nlu.decoding import decode
 from nlu.encoding import EncodingSettings
-from nlu.hyperparameters import FineTuneConfig
-from nlu.out_of_scope import calibrate
+from nlu.training import base_model, fine_tuning, loop
+from nlu.training.hyperparameters import FineTuneConfig
+from nlu.training.out_of_scope import calibrate
 from tests.checkpoints import make_checkpoint
 
 TEXTS = [
@@ -40,10 +40,12 @@ def tiny_bert(tmp_path_factory):
     return str(make_checkpoint("bert", tmp_path_factory.mktemp("tiny-bert"), TEXTS))
 
 
-def fine_tune(base: str, seed: int, epochs: int = 2, texts=TEXTS, intents=INTENTS, **overrides) -> training.FineTuned:
+def fine_tune(
+    base: str, seed: int, epochs: int = 2, texts=TEXTS, intents=INTENTS, **overrides
+) -> fine_tuning.FineTuned:
     config = FineTuneConfig(epochs=epochs, batch_size=4, seed=seed, validation_fraction=0.2, **overrides)
-    encoder = training.load_encoder(base, EncodingSettings())
-    return training.fine_tune(base, encoder, texts, intents, [order_ids(t) for t in texts], config)
+    encoder = base_model.load_encoder(base, EncodingSettings())
+    return fine_tuning.fine_tune(base, encoder, texts, intents, [order_ids(t) for t in texts], config)
 
 
 def test_same_seed_gives_the_same_model(tiny_bert):
@@ -57,7 +59,7 @@ def test_one_model_has_both_heads_and_learns_both_tasks(tiny_bert, mixed_precisi
     tuned = fine_tune(tiny_bert, 1, epochs=30, learning_rate=1e-3, patience=30, mixed_precision=mixed_precision)
     assert tuned.labels.intents == ["cancel", "greet", "status"]
     assert tuned.labels.tags == ["O", "B-order_id||", "I-order_id||"]
-    encoder = training.load_encoder(tiny_bert, EncodingSettings())
+    encoder = base_model.load_encoder(tiny_bert, EncodingSettings())
     texts = ["cancel order 424242", "hello"]
     windows = encoder.windows(texts)
     ids, mask = encoder.pad(windows.input_ids)
@@ -74,12 +76,12 @@ def test_one_model_has_both_heads_and_learns_both_tasks(tiny_bert, mixed_precisi
     assert tuned.history[-1]["validation_intent_accuracy"] == 1.0 and tuned.history[-1]["validation_entity_f1"] == 1.0
 
 
-@pytest.mark.skipif(not training.bf16_is_native(torch.device("cpu")), reason="this CPU has no native bfloat16")
+@pytest.mark.skipif(not loop.bf16_is_native(torch.device("cpu")), reason="this CPU has no native bfloat16")
 def test_mixed_precision_trains_the_encoder_in_bfloat16_and_keeps_float32_weights(tiny_bert, monkeypatch):
     """Training steps run the encoder's matrix products in bfloat16; validation (as served) and the
     weights stay float32."""
     seen = []  # (training step?, dtype of the encoder's first linear layer's output) per loss
-    original = training._loss
+    original = loop._loss
 
     def spy(model, batch, bf16=False):
         first_linear = next(m for m in model.encoder.modules() if isinstance(m, torch.nn.Linear))
@@ -89,7 +91,7 @@ def test_mixed_precision_trains_the_encoder_in_bfloat16_and_keeps_float32_weight
         finally:
             handle.remove()
 
-    monkeypatch.setattr(training, "_loss", spy)
+    monkeypatch.setattr(loop, "_loss", spy)
     tuned = fine_tune(tiny_bert, 1, epochs=1, mixed_precision=True)
     assert {dtype for step, dtype in seen if step} == {torch.bfloat16}
     assert {dtype for step, dtype in seen if not step} == {torch.float32}
@@ -101,10 +103,10 @@ def test_mixed_precision_trains_the_encoder_in_bfloat16_and_keeps_float32_weight
 
 def test_epochs_are_capped_by_the_examples_budget():
     config = FineTuneConfig(epochs=30, max_training_examples=25000)
-    assert training.epochs_to_run(config, 441) == 30
-    assert training.epochs_to_run(config, 7237) == 3
-    assert training.epochs_to_run(config, 13590) == 2
-    assert training.epochs_to_run(config, 90000) == 1
+    assert loop.epochs_to_run(config, 441) == 30
+    assert loop.epochs_to_run(config, 7237) == 3
+    assert loop.epochs_to_run(config, 13590) == 2
+    assert loop.epochs_to_run(config, 90000) == 1
 
 
 def test_out_of_scope_threshold_keeps_the_chosen_share_of_in_scope_texts():
@@ -129,13 +131,13 @@ def test_early_stopping_ends_before_the_epoch_limit(tiny_bert, caplog):
 
 def test_holdout_is_stratified_and_seeded():
     keys = ["a"] * 10 + ["b"] * 20 + ["c"]
-    train, validation = training.holdout(keys, 0.1, seed=3)
+    train, validation = fine_tuning.holdout(keys, 0.1, seed=3)
     assert sorted(train + validation) == list(range(len(keys)))
     assert [keys[i] for i in validation].count("a") == 1 and [keys[i] for i in validation].count("b") == 2
     assert 30 in train, "a key seen once stays in training"
-    assert training.holdout(keys, 0.1, seed=3) == (train, validation)
+    assert fine_tuning.holdout(keys, 0.1, seed=3) == (train, validation)
 
 
 def test_unknown_base_model_is_a_clear_error(tmp_path):
-    with pytest.raises(training.BaseModelError, match="no-such-model"):
-        training.load_encoder(str(tmp_path / "no-such-model"), EncodingSettings())
+    with pytest.raises(base_model.BaseModelError, match="no-such-model"):
+        base_model.load_encoder(str(tmp_path / "no-such-model"), EncodingSettings())

@@ -12,15 +12,12 @@ files are installed from it, and the config is always ours, so an archive can ne
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import shutil
 import tempfile
-from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
 
-from nlu.decoding import Labels
 from nlu.triton.contract import FINGERPRINT_FILE, FP32_FILE, INT8_FILE, LABELS_FILE
 from nlu.triton.model_config import model_config, write_config
 
@@ -49,17 +46,10 @@ def next_version(repository: Path, name: str) -> int:
     return max(versions, default=0) + 1
 
 
-def finish_version(repository: Path, name: str, version: int, labels: Labels) -> Path:
-    """Add labels.json, the fingerprint and the model's config.pbtxt to a version holding its graphs."""
-    directory = version_dir(repository, name, version)
-    (directory / LABELS_FILE).write_text(json.dumps(asdict(labels), indent=2))
+def seal_version(directory: Path) -> None:
+    """Write the fingerprint of a version holding its graphs and labels.json: installing compares
+    it, so that one version number never serves two sets of weights."""
     (directory / FINGERPRINT_FILE).write_text(_digest(directory))
-    write_config(repository / name, model_config(name))
-    return directory
-
-
-def read_labels(repository: Path, name: str, version: int) -> Labels:
-    return Labels(**json.loads((version_dir(repository, name, version) / LABELS_FILE).read_text()))
 
 
 def install_version(source: Path, repository: Path, name: str, version: int) -> Optional[Path]:

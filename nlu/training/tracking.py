@@ -6,7 +6,7 @@ Runs go to MLFLOW_TRACKING_URI, by default the file store mlruns/ in the project
 
 The Rasa model file is named only after training, when Rasa packs the archive: training writes
 RUN_FILE (the run's id) into the component's directory, which Rasa packs into the archive, and
-`link_model_archive` (`python -m nlu.tracking_cli link`, after `rasa train`) reads it back with
+`link_model_archive` (`python -m nlu.training.tracking_cli link`, after `rasa train`) reads it back with
 Rasa's model id and tags the run with both.
 
 Tracking never breaks training: a store that cannot be used costs one warning, and the run then
@@ -26,13 +26,13 @@ import time
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
 
+from nlu.stored_model import RUN_FILE  # in the component's directory of a Rasa model: the run that trained it
+
 logger = logging.getLogger(__name__)
 
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
-MODELS_DIR = Path("models")  # where `rasa train` writes Rasa models by default
-RUN_FILE = "mlflow_run.json"  # in the component's directory of a Rasa model: the run that trained it
 
-# Tags the training code sets and `python -m nlu.tracking_cli runs` shows.
+# Tags the training code sets and `python -m nlu.training.tracking_cli runs` shows.
 TAG_BASE_MODEL = "base_model"
 TAG_DATA_FINGERPRINT = "data_fingerprint"
 TAG_TRITON_MODEL = "triton_model"
@@ -154,11 +154,6 @@ def track(experiment: str, run_name: str) -> Iterator[TrackedRun]:
     run._end("FINISHED")
 
 
-def newest_archive(directory: Path) -> Optional[Path]:
-    """The Rasa model `rasa train` wrote last into `directory` (what Rasa serves by default)."""
-    return max(directory.glob("*.tar.gz"), key=lambda path: path.stat().st_mtime, default=None)
-
-
 def link_model_archive(archive: Path) -> Optional[str]:
     """Tag the run that trained this Rasa model's NLU with the archive's path and Rasa's model id.
 
@@ -185,7 +180,7 @@ def link_model_archive(archive: Path) -> Optional[str]:
         except Exception as error:
             logger.warning(
                 "Cannot tag run %s (tracked in %s) with %s in the store %s: %s. Set %s to the store it was "
-                "tracked in and run `python -m nlu.tracking_cli link %s`.",
+                "tracked in and run `python -m nlu.training.tracking_cli link %s`.",
                 reference.get("run_id"),
                 reference.get("tracking_uri"),
                 archive,

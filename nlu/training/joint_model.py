@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from transformers import AutoModel, PreTrainedModel
 
-from nlu.out_of_scope import OUT_OF_SCOPE
+from nlu.decoding import OUT_OF_SCOPE
 
 
 class JointIntentTagger(nn.Module):

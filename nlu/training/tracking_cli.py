@@ -1,10 +1,10 @@
-"""`python -m nlu.tracking_cli`: read tracked fine-tuning runs without MLflow's UI; link a Rasa model to its run.
+"""`python -m nlu.training.tracking_cli`: read tracked fine-tuning runs without MLflow's UI; link a Rasa model to its run.
 
-python -m nlu.tracking_cli runs             the newest runs: base model, data, Triton version, Rasa model file
-python -m nlu.tracking_cli show RUN_ID      one run: parameters, tags, metrics per epoch, artifacts
-python -m nlu.tracking_cli link [ARCHIVE]   tag the run that trained a Rasa model (default: the newest in models/)
+python -m nlu.training.tracking_cli runs             the newest runs: base model, data, Triton version, Rasa model file
+python -m nlu.training.tracking_cli show RUN_ID      one run: parameters, tags, metrics per epoch, artifacts
+python -m nlu.training.tracking_cli link [ARCHIVE]   tag the run that trained a Rasa model (default: the newest in models/)
 
-The store is MLFLOW_TRACKING_URI's, else mlruns/ in the working directory (nlu/tracking.py).
+The store is MLFLOW_TRACKING_URI's, else mlruns/ in the working directory (nlu/training/tracking.py).
 """
 
 from __future__ import annotations
@@ -16,7 +16,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Optional, Sequence
 
-from nlu import tracking
+from rasa.shared.constants import DEFAULT_MODELS_PATH
+
+from nlu.archive import newest_archive
+from nlu.training import tracking
 
 
 def runs(limit: int) -> None:
@@ -67,11 +70,9 @@ def show(run_id: str) -> None:
 
 def link(archive: Optional[Path]) -> int:
     """Exit 1 only without an archive: a run that cannot be tagged is a warning, never a failed build."""
-    archive = archive or tracking.newest_archive(tracking.MODELS_DIR)
+    archive = archive or newest_archive()
     if archive is None or not archive.is_file():
-        print(
-            f"No Rasa model archive {'in ' + str(tracking.MODELS_DIR) if archive is None else archive}", file=sys.stderr
-        )
+        print(f"No Rasa model archive {'in ' + DEFAULT_MODELS_PATH if archive is None else archive}", file=sys.stderr)
         return 1
     run_id = tracking.link_model_archive(archive)
     if run_id:
@@ -80,13 +81,13 @@ def link(archive: Optional[Path]) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m nlu.tracking_cli", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m nlu.training.tracking_cli", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     runs_parser = commands.add_parser("runs", help="the newest runs, newest first")
     runs_parser.add_argument("--limit", type=int, default=20)
     commands.add_parser("show", help="one run in full").add_argument("run_id")
     link_parser = commands.add_parser("link", help="tag the run that trained a Rasa model with its file")
-    link_parser.add_argument("archive", type=Path, nargs="?", help=f"default: the newest in {tracking.MODELS_DIR}/")
+    link_parser.add_argument("archive", type=Path, nargs="?", help=f"default: the newest in {DEFAULT_MODELS_PATH}/")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.command == "link":

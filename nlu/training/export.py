@@ -12,17 +12,18 @@ import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 import onnx
 import onnxruntime as ort
 import torch
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
-from nlu.decoding import Labels
 from nlu.encoding import TextEncoder
-from nlu.joint_model import JointIntentTagger
-from nlu.quality import parse_quality
+from nlu.stored_model import Labels
+from nlu.training.fine_tuning import FineTuned
+from nlu.training.joint_model import JointIntentTagger
+from nlu.training.quality import parse_quality
 from nlu.triton.backend import onnx_session
 from nlu.triton.backend.onnx_session import runner
 from nlu.triton.contract import FP32_FILE, INPUTS, INT8_FILE, OUTPUTS
@@ -129,20 +130,29 @@ def quality_gate(
 
 
 def export_version(
-    model: JointIntentTagger,
+    tuned: FineTuned,
     encoder: TextEncoder,
-    labels: Labels,
     directory: Path,
-    texts,
-    intents,
-    annotations,
-    data: str,
+    texts: Sequence[str],
+    intents: Sequence[str],
+    annotations: Sequence[Sequence[Dict[str, Any]]],
 ) -> GateResult:
-    """model.onnx in `directory`, and model.int8.onnx beside it when the gate lets INT8 serve."""
+    """model.onnx in `directory`, and model.int8.onnx beside it when the gate lets INT8 serve;
+    the gate judges on the texts gate_data picks from these labelled ones."""
     directory.mkdir(parents=True, exist_ok=True)
-    fp32 = export_onnx(model, directory / FP32_FILE)
+    fp32 = export_onnx(tuned.model, directory / FP32_FILE)
     int8 = quantize_int8(fp32, directory / INT8_FILE)
-    gate = quality_gate(fp32, int8, encoder, labels, texts, intents, annotations, data)
+    chosen, data = gate_data(tuned.validation, len(texts))
+    gate = quality_gate(
+        fp32,
+        int8,
+        encoder,
+        tuned.labels,
+        [texts[i] for i in chosen],
+        [intents[i] for i in chosen],
+        [annotations[i] for i in chosen],
+        data,
+    )
     if gate.passed:
         logger.info("INT8 passed the quality gate (%s): the CPU serves INT8", gate.describe())
     else:

@@ -10,8 +10,9 @@ from typing import Any, Dict, Hashable, Sequence, Set, TypeVar
 
 import numpy as np
 
-from nlu.decoding import Infer, Labels, parse_texts
+from nlu.decoding import Infer, parse_texts
 from nlu.encoding import TextEncoder
+from nlu.stored_model import Labels
 from nlu.tags import EntityLabel
 from nlu.triton.contract import MAX_BATCH_SIZE
 
