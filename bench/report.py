@@ -24,6 +24,8 @@ _ROWS = [
     ("train time (s)", ("train_time_s",), "s", True),
     ("wall time: train, evaluate, HTTP (s)", ("wall_time_s",), "s", False),
     ("model load time (s)", ("load_time_s",), "s", True),
+    ("`rasa run` start until it answers (s)", ("server_start_s",), "s", True),
+    ("`rasa run` resident memory (MiB)", ("server_rss_mb",), "s", True),
     ("in-server p50 (ms)", ("in_server_ms", "p50"), "ms", True),
     ("in-server p99 (ms)", ("in_server_ms", "p99"), "ms", True),
     ("HTTP p50 (ms)", ("http_ms", "p50"), "ms", True),
@@ -224,7 +226,7 @@ def _model_alone_table(serving: Dict[str, Any]) -> List[str]:
         "",
         "Batch 1 (one window of random word pieces, all attended) in the benchmark process. ONNX Runtime is set up "
         "as the Triton backend's CPU instance: `intra_op_num_threads` as shown, one inter-op thread, sequential "
-        "execution, all graph optimizations, no spinning; INT8 is per-channel dynamic quantization of the encoder's weight MatMuls (`nlu.export.quantize_int8`). "
+        "execution, all graph optimizations, no spinning; INT8 is per-channel dynamic quantization of the encoder's weight MatMuls (`nlu.training.export.quantize_int8`). "
         "Torch runs eager with `torch.set_num_threads`. Milliseconds:",
         "",
         "| runtime | threads | " + " | ".join(f"{n} pieces p50 | {n} pieces p95" for n in pieces) + " |",

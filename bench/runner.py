@@ -21,8 +21,8 @@ from bench.pipelines import DIET_EPOCHS
 from bench.services import TritonEndpoint, rasa_server, triton_server, unload_models
 from bench.splits import Split, make_split
 from bot import secrets
-from nlu import tracking
 from nlu.settings import TritonSettings
+from nlu.training import tracking
 from nlu.triton.model_config import model_config, write_config
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +33,8 @@ KEYWORD_DATASETS = ("snips70",)
 RATIO_KEYS = {
     "train_time_s": ("train_time_s",),
     "load_time_s": ("load_time_s",),
+    "server_start_s": ("server_start_s",),
+    "server_rss_mb": ("server_rss_mb",),
     "in_server_p50": ("in_server_ms", "p50"),
     "in_server_p99": ("in_server_ms", "p99"),
     "http_p50": ("http_ms", "p50"),
@@ -237,9 +239,12 @@ def _bench_pipeline(
             f"{label}: loaded in {result['load_time_s']:.1f} s, accuracy {result['metrics']['intent_accuracy']:.3f}, in-server p50 "
             f"{result['in_server_ms']['p50']:.1f} ms; timing {options.http_requests} HTTP parses"
         )
-        with rasa_server(model.path, work / "logs", dict(os.environ)) as url:
+        with rasa_server(model.path, work / "logs", dict(os.environ)) as server:
+            result["server_start_s"], result["server_rss_mb"] = server.start_s, server.rss_mb
             result["http_ms"] = metrics.latency_summary(
-                latency.http_parse_latencies(url, texts, options.http_requests, os.environ[secrets.RASA_AUTH_TOKEN])
+                latency.http_parse_latencies(
+                    server.url, texts, options.http_requests, os.environ[secrets.RASA_AUTH_TOKEN]
+                )
             )
         progress(f"{label}: HTTP p50 {result['http_ms']['p50']:.1f} ms, p99 {result['http_ms']['p99']:.1f} ms")
     except Exception as error:  # one pipeline failing must not lose the others' results

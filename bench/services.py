@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,9 +36,18 @@ def triton_server(
         yield TritonEndpoint(f"localhost:{grpc_port}", http_port, repository)
 
 
+@dataclass(frozen=True)
+class RasaServer:
+    """A started `rasa run`: where it answers, and what starting it cost."""
+
+    url: str
+    start_s: float  # from the process's start until it answered: Python, Rasa, the model loaded
+    rss_mb: float  # its resident memory then (MiB)
+
+
 @contextmanager
-def rasa_server(model: Path, log_dir: Path, env: Dict[str, str], timeout_s: float = 600.0) -> Iterator[str]:
-    """`rasa run --enable-api -m MODEL` on a free port; yields its base URL, stopped on exit."""
+def rasa_server(model: Path, log_dir: Path, env: Dict[str, str], timeout_s: float = 600.0) -> Iterator[RasaServer]:
+    """`rasa run --enable-api -m MODEL` on a free port, stopped on exit."""
     (port,) = services.free_ports(1)
     service = services.rasa(
         port,
@@ -48,7 +58,14 @@ def rasa_server(model: Path, log_dir: Path, env: Dict[str, str], timeout_s: floa
         name=f"rasa-{model.stem.split('.')[0]}",
     )
     with _running(service, log_dir, timeout_s):
-        yield f"http://localhost:{port}"
+        yield RasaServer(f"http://localhost:{port}", time.monotonic() - service.started_at, _rss_mb(service))
+
+
+def _rss_mb(service: Service) -> float:
+    """VmRSS of the service's process (the `rasa` script runs Rasa in that very process)."""
+    assert service.process is not None
+    status = Path(f"/proc/{service.process.pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))) / 1024
 
 
 def unload_models(endpoint: TritonEndpoint, names: Iterable[str], api_key: str) -> None:
