@@ -1,4 +1,4 @@
-"""Locust users for `make loadtest` and tests/test_replicas.py: customers on the REST channel and in
+"""Locust users for `make loadtest` and tests/test_shipped_replicas.py: customers on the REST channel and in
 the web widget's socket.io chat, each one conversation of the flows in loadtest/script.py, then done.
 
 Every message and answer goes into the ledger (loadtest/ledger.py), written to $LOADTEST_LEDGER when

@@ -1,8 +1,8 @@
 """The bot as `python -m bot run` starts it, in a project directory of its own, on free ports.
 
-`make loadtest` runs it on a throw-away copy of this project (its newest trained model included);
-tests/test_replicas.py on a copy of the bot the suite trained. One replica is the plain `make run`
-(conversation log in SQLite); more are the multi-replica stack (bot/replicas.py) with PostgreSQL.
+`make loadtest` runs it on a throw-away copy of this project (its newest trained model included).
+One replica is the plain `make run` (conversation log in SQLite); more are the multi-replica stack
+(bot/replicas.py) with PostgreSQL.
 """
 
 from __future__ import annotations

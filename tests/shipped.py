@@ -139,7 +139,8 @@ class ShippedBot:
         finally:
             self.process = None
         deadline = time.monotonic() + 60
-        while any(listening(port) for port in PORTS.values()):
+        ports = {**PORTS, **(REPLICA_PORTS if self.arguments else {})}
+        while any(listening(port) for port in ports.values()):
             assert time.monotonic() < deadline, f"the bot's ports still answer a minute after Ctrl-C:\n{self.tail()}"
             time.sleep(0.5)
 

@@ -13,6 +13,7 @@ import time
 import httpx
 import yaml
 
+from loadtest.stack import stop
 from tests.conftest import RASA_TOKEN, copy_project, free_port
 
 
@@ -97,9 +98,8 @@ def test_bot_run_serves_the_bot_and_ctrl_c_stops_everything(trained_bot, tmp_pat
 
         os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in the terminal sends
         assert process.wait(timeout=60) == 0
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
+    finally:  # a failed assertion must not leave the services running: Ctrl-C, SIGTERM, then SIGKILL
+        stop(process)
         log.close()
     time.sleep(1)
     assert not [name for name, port in ports.items() if listening(port)]

@@ -1,6 +1,8 @@
 """The shipped path with `make run REPLICAS=3`: three Rasa processes behind HAProxy, PostgreSQL and a
 Redis lock store, on the same copy of the checkout as tests/test_shipped_bot.py (no second training).
-A customer's conversations over REST and in the widget, checked in the shop's PostgreSQL database."""
+A customer's conversations over REST and in the widget, checked in the shop's PostgreSQL database;
+50 conversations at once (Locust, loadtest/) with every message and answer in PostgreSQL exactly once,
+in order, spread over the replicas; and Ctrl-C stops every engine (ShippedBot.stop)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,9 @@ import pytest
 from playwright.sync_api import expect
 
 from bot import replicas, secrets
+from bot.engines import haproxy
+from loadtest.ledger import audit
+from loadtest.swarm import run as run_swarm
 from tests.shipped import REPLICA_PORTS, ShippedBot, customer_environment, running
 from tests.test_flows import (
     CANCELLED_100234,
@@ -28,6 +33,11 @@ from tests.test_widget import open_chat, send
 @pytest.fixture(scope="module")
 def three_replicas(shipped_project) -> Iterator[ShippedBot]:
     yield from running(ShippedBot(shipped_project, customer_environment(), ("REPLICAS=3",)))
+
+
+REPLICAS = 3
+CONVERSATIONS = 50
+MESSAGES = 10  # of loadtest/script.py: greeting, order status, FAQ, refund status, the start of a cancellation
 
 
 def shop(bot: ShippedBot) -> str:
@@ -60,4 +70,24 @@ def test_the_widget_through_the_load_balancer(three_replicas, browser):
     send(page, JANE)
     shipped = order(shop(three_replicas), "12345")
     expect(page.locator(".message.bot").last).to_have_text(shipped_answer(shipped, "wireless headphones"))
+    assert three_replicas.trouble_since(mark) == []
+
+
+def test_fifty_conversations_at_once_lose_no_event(three_replicas, tmp_path):
+    """Locust: 50 customers at once, most over REST (any replica may answer each message), some in
+    the widget's socket.io chat (HAProxy keeps each on its replica)."""
+    mark = three_replicas.mark()
+    swarm = run_swarm(three_replicas.rasa_url, CONVERSATIONS, MESSAGES, tmp_path / "locust", spawn_rate=25)
+    log = replicas.log_store_url(REPLICA_PORTS["postgres"], three_replicas.secrets[secrets.POSTGRES_PASSWORD])
+    result = audit(swarm.ledger, log)
+    served = haproxy.replica_stats(three_replicas.project / ".run" / "haproxy")
+
+    assert result.conversations == CONVERSATIONS, swarm.log[-3000:]
+    assert (result.errors, result.apologies, result.lost, result.duplicated, result.out_of_order) == (0,) * 5, (
+        result,
+        three_replicas.tail(),
+    )
+    assert result.events_stored == result.events_expected >= CONVERSATIONS * MESSAGES * 2
+    assert {cid.split(":")[0] for cid in swarm.ledger.conversations} == {"rest", "socketio"}
+    assert len(served) == REPLICAS and all(stats["requests"] > 0 for stats in served.values()), served
     assert three_replicas.trouble_since(mark) == []
