@@ -83,8 +83,10 @@ class SpecialIds:
 class TextEncoder:
     """A fast tokenizer (the `tokenizers` library's, as in tokenizer.json) with its encoding settings.
 
-    Serving loads it without transformers, which would import torch (about 1.3 GB) into the Rasa
-    server; training builds it from transformers' tokenizer of the base model (nlu.training.base_model).
+    Serving loads it without transformers, which would import torch into the Rasa server (about
+    600 MiB and 4 s of start-up: docs/nlu.md); training builds it from transformers' tokenizer of the
+    base model (nlu.training.base_model). The encoder sets the tokenizer's truncation and padding:
+    give it a tokenizer of its own.
     """
 
     def __init__(self, tokenizer: Tokenizer, settings: EncodingSettings, special: SpecialIds) -> None:

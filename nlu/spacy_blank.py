@@ -1,8 +1,8 @@
 """spaCy for the rule-based components (the tokenizer, the structured entities), imported without torch.
 
-spaCy's thinc imports torch whenever it is installed (thinc.compat, for GPU interop): 1.3 GB of
-resident memory and over a second of start-up in every Rasa server, for rule-based tokenizing and
-matching that never touch it. Importing spaCy here with torch hidden leaves thinc without it; a
+spaCy's thinc imports torch whenever it is installed (thinc.compat, for GPU interop): hundreds of
+MiB of resident memory and seconds of start-up in every Rasa server (docs/nlu.md), for rule-based
+tokenizing and matching that never touch it. Importing spaCy here with torch hidden leaves thinc without it; a
 process that trains imports torch itself later, unaffected. Where thinc or torch is already loaded
 (a test process, training) spaCy is imported as it is. Import spaCy in `nlu` only from here.
 """
